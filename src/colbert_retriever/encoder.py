@@ -1,0 +1,327 @@
+"""Texts to per-token vectors: the only module that builds torch models.
+
+Token layout follows the reference implementations (colbert-ai's `QueryTokenizer` /
+`DocTokenizer`, PyLate's `ColBERT.tokenize`), checked against their recorded outputs in
+tests/test_parity.py:
+
+* ``[CLS] marker tokens... [SEP]``, truncated so the whole sequence fits the max length;
+* queries padded with [MASK] to ``query_maxlen`` (query augmentation); the padding is
+  attended to only if the checkpoint says so, yet every position gets a vector;
+* documents keep the vectors of their real tokens minus the skiplist (punctuation);
+* every vector is L2-normalised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from colbert_retriever.checkpoint import _ACTIVATIONS, Checkpoint, load_checkpoint
+from colbert_retriever.config import EncoderConfig
+from colbert_retriever.errors import CheckpointError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenizedBatch:
+    """Token ids of a batch, padded to one length.
+
+    Attributes:
+        input_ids: (n_texts, length) int64 ids fed to the encoder.
+        attention_mask: (n_texts, length) int64, 1 where the encoder attends.
+        keep: (n_texts, length) bool, True where the token's vector is returned.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    keep: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ModelFingerprint:
+    """What an index records about the encoder that filled it.
+
+    Two encoders with equal `digest` produce the same vectors for the same text: it covers
+    the token layout and a sample of every weight tensor.
+    """
+
+    name: str
+    format: str
+    dim: int
+    digest: str
+    layout: dict[str, object]
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def check_texts(texts: Sequence[str], what: str) -> list[str]:
+    """Validate a batch of texts at the public edge: a list of non-blank strings."""
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        msg = f"{what} must be a list of strings, got {type(texts).__name__}"
+        raise ConfigError(msg)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            msg = f"{what}[{i}] must be a string, got {type(text).__name__}"
+            raise ConfigError(msg)
+        if not text.strip():
+            msg = f"{what}[{i}] is empty or whitespace only"
+            raise ConfigError(msg)
+    return list(texts)
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and bars: we check missing weights ourselves."""
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+class Encoder:
+    """A ColBERT encoder: `encode_queries` and `encode_documents` give one vector per token.
+
+    Build it with `Encoder.from_pretrained(model)`; `model` is a local folder or a Hugging
+    Face id in any format `checkpoint.load_checkpoint` reads. Encoding is thread-safe.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        transformer: torch.nn.Module,
+        tokenizer: object,
+        config: EncoderConfig,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.config = config
+        self._transformer = transformer.eval()
+        self._projection = torch.nn.Sequential(*(_build_linear(layer) for layer in checkpoint.projection)).eval()
+        self._tokenizer = tokenizer
+        # Fast tokenizers raise "Already borrowed" when two threads change truncation at once.
+        self._tokenizer_lock = threading.Lock()
+        self._ids = _special_ids(tokenizer, config)
+        self.dim = (
+            int(checkpoint.projection[-1].weight.shape[0])
+            if checkpoint.projection
+            else int(transformer.config.hidden_size)
+        )
+        self._fingerprint: ModelFingerprint | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path,
+        config: EncoderConfig | None = None,
+        *,
+        trust_remote_code: bool = False,
+        **overrides: object,
+    ) -> Encoder:
+        """Load a checkpoint folder or hub id.
+
+        Args:
+            model: Local folder or Hugging Face id (resolved through the local cache).
+            config: Replaces the settings read from the checkpoint altogether.
+            trust_remote_code: Allow the checkpoint to run its own Python code. Off by
+                default; turn it on only for checkpoints you trust.
+            **overrides: `EncoderConfig` fields to change, e.g. `doc_maxlen=300`,
+                `precision="bfloat16"`, `batch_size=64`.
+
+        Raises:
+            CheckpointError: the folder is missing, incomplete or of an unknown format.
+            ConfigError: an override is not an `EncoderConfig` field or is invalid.
+        """
+        checkpoint = load_checkpoint(model)
+        config = config or checkpoint.config
+        fields = {f.name for f in dataclasses.fields(EncoderConfig)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            msg = f"unknown encoder setting(s) {unknown}; valid ones: {sorted(fields)}"
+            raise ConfigError(msg)
+        config = dataclasses.replace(config, **overrides)
+        if config.n_threads is not None:
+            torch.set_num_threads(config.n_threads)
+
+        from transformers import AutoModel, AutoTokenizer
+
+        path = str(checkpoint.path)
+        try:
+            with _quiet_transformers():
+                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+                transformer, info = AutoModel.from_pretrained(
+                    path, output_loading_info=True, trust_remote_code=trust_remote_code
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            msg = f"cannot load the transformer in {path}: {exc}"
+            raise CheckpointError(msg) from exc
+        missing = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))
+        if missing:
+            msg = f"{path}: weights are missing for {missing[:5]}{'...' if len(missing) > 5 else ''}"
+            raise CheckpointError(msg)
+        hidden = int(transformer.config.hidden_size)
+        if checkpoint.projection and checkpoint.projection[0].weight.shape[1] != hidden:
+            shape = tuple(checkpoint.projection[0].weight.shape)
+            msg = f"{path}: projection expects {shape[1]} inputs but the encoder's hidden size is {hidden}"
+            raise CheckpointError(msg)
+        return cls(checkpoint, transformer.float(), tokenizer, config)
+
+    @property
+    def fingerprint(self) -> ModelFingerprint:
+        """Identity of the model and token layout, compared when an index is opened."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(repr(sorted(self.config.layout().items())).encode())
+            modules = (self._transformer, self._projection)
+            for module in modules:
+                for name, tensor in sorted(module.state_dict().items()):
+                    if name.startswith("pooler."):  # unused by ColBERT, often randomly initialised
+                        continue
+                    digest.update(name.encode() + repr(tuple(tensor.shape)).encode())
+                    sample = tensor.detach().flatten()[:1024].float().contiguous()
+                    digest.update(sample.numpy().tobytes())
+            self._fingerprint = ModelFingerprint(
+                name=self.checkpoint.name,
+                format=self.checkpoint.format,
+                dim=self.dim,
+                digest=digest.hexdigest()[:32],
+                layout=self.config.layout(),
+            )
+        return self._fingerprint
+
+    def tokenize(self, texts: Sequence[str], *, is_query: bool) -> TokenizedBatch:
+        """Token ids exactly as the encoder sees them (markers, truncation, padding)."""
+        texts = check_texts(texts, "queries" if is_query else "documents")
+        return self._pad(self._token_ids(texts, is_query=is_query), is_query=is_query)
+
+    def encode_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
+        """One (n_tokens, dim) float32 array per query; `query_maxlen` rows with expansion."""
+        return self._encode(check_texts(queries, "queries"), is_query=True)
+
+    def encode_documents(self, documents: Sequence[str]) -> list[np.ndarray]:
+        """One (n_kept_tokens, dim) float32 array per document, skiplist and padding dropped."""
+        return self._encode(check_texts(documents, "documents"), is_query=False)
+
+    def _token_ids(self, texts: list[str], *, is_query: bool) -> list[list[int]]:
+        marker = self._ids["query_marker" if is_query else "doc_marker"]
+        maxlen = self.config.query_maxlen if is_query else self.config.doc_maxlen
+        with self._tokenizer_lock:
+            ids = self._tokenizer(
+                texts,
+                add_special_tokens=True,
+                truncation=True,
+                max_length=maxlen - (marker is not None),
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+        if marker is not None:
+            ids = [[*seq[:1], marker, *seq[1:]] for seq in ids]
+        return ids
+
+    def _pad(self, ids: list[list[int]], *, is_query: bool) -> TokenizedBatch:
+        cfg = self.config
+        expand = is_query and cfg.query_expansion
+        length = cfg.query_maxlen if expand else max(len(seq) for seq in ids)
+        pad_id = self._ids["mask"] if expand else self._ids["pad"]
+        input_ids = torch.full((len(ids), length), pad_id, dtype=torch.int64)
+        real = torch.zeros((len(ids), length), dtype=torch.bool)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.int64)
+            real[row, : len(seq)] = True
+        attention = real | (expand and cfg.attend_to_expansion)
+        if expand:
+            keep = torch.ones_like(real)
+        elif is_query:
+            keep = real
+        else:
+            keep = real & ~torch.isin(input_ids, self._ids["skiplist"])
+        return TokenizedBatch(input_ids=input_ids, attention_mask=attention.long(), keep=keep)
+
+    def _encode(self, texts: list[str], *, is_query: bool) -> list[np.ndarray]:
+        if not texts:
+            return []
+        ids = self._token_ids(texts, is_query=is_query)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        size = self.config.batch_size
+        starts = range(0, len(order), size)
+        bar = tqdm(
+            starts,
+            desc="Encoding queries" if is_query else "Encoding documents",
+            unit="batch",
+            disable=not self.config.show_progress or len(starts) < 2,
+            leave=False,
+        )
+        out: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for start in bar:
+            rows = order[start : start + size]
+            batch = self._pad([ids[i] for i in rows], is_query=is_query)
+            vectors = self._forward(batch)  # (batch, length, dim) float32
+            for row, i in enumerate(rows):
+                out[i] = vectors[row][batch.keep[row].numpy()]
+        return out
+
+    def _forward(self, batch: TokenizedBatch) -> np.ndarray:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.precision == "bfloat16")
+        with torch.inference_mode(), autocast:
+            states = self._transformer(input_ids=batch.input_ids, attention_mask=batch.attention_mask)[0]
+            vectors = self._projection(states)
+        vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=-1)
+        return vectors.numpy()
+
+
+def _build_linear(layer: object) -> torch.nn.Module:
+    weight, bias = layer.weight, layer.bias
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        if bias is not None:
+            linear.bias.copy_(bias)
+    return torch.nn.Sequential(linear, _ACTIVATIONS[layer.activation]())
+
+
+def _special_ids(tokenizer: object, config: EncoderConfig) -> dict[str, object]:
+    """Ids of the markers, [MASK], padding and skiplist tokens, checked to exist."""
+    vocab = tokenizer.get_vocab()
+
+    def token_id(token: str, what: str) -> int:
+        for candidate in (token, token.strip()):
+            if candidate in vocab:
+                return int(vocab[candidate])
+        msg = f"the tokenizer has no {what} token {token!r}"
+        raise CheckpointError(msg)
+
+    mask = tokenizer.mask_token_id
+    if config.query_expansion and mask is None:
+        msg = "query expansion needs a [MASK] token but the tokenizer has none"
+        raise CheckpointError(msg)
+    skip = set()
+    for word in config.skiplist:
+        if word in vocab:
+            skip.add(int(vocab[word]))
+        else:
+            pieces = tokenizer.encode(word, add_special_tokens=False)
+            skip.update(pieces[:1])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return {
+        "query_marker": None if config.query_marker is None else token_id(config.query_marker, "query marker"),
+        "doc_marker": None if config.doc_marker is None else token_id(config.doc_marker, "document marker"),
+        "mask": mask,
+        "pad": pad,
+        "skiplist": torch.tensor(sorted(skip), dtype=torch.int64),
+    }

@@ -1,0 +1,281 @@
+"""`ColBERT`: the front door. An encoder plus a store, in three lines::
+
+retriever = ColBERT.create("./my-index", model="colbert-ir/colbertv2.0")
+retriever.add(texts, ids=ids, metadata=metadata)
+hits = retriever.search("what is late interaction?", k=10)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from colbert_retriever.config import EncoderConfig, IndexConfig, SearchConfig
+from colbert_retriever.encoder import Encoder, check_texts
+from colbert_retriever.errors import ConfigError, DimensionMismatchError, ModelMismatchError
+from colbert_retriever.index import Index
+from colbert_retriever.maxsim import maxsim, pad_queries
+from colbert_retriever.results import Document, Hit
+from colbert_retriever.storage import DocumentBatch, Filter, Store, check_documents
+from colbert_retriever.storage.manifest import read_manifest
+
+
+class ColBERT:
+    """Late-interaction retrieval: encode with a ColBERT checkpoint, store, search by MaxSim.
+
+    Build one with `create` (new index), `open` (existing index) or `from_pretrained`
+    (no index: `rerank` only). Searching is thread-safe; writes are atomic.
+    """
+
+    def __init__(self, encoder: Encoder, store: Store | None = None) -> None:
+        self.encoder = encoder
+        self._store = store
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path, *, trust_remote_code: bool = False, **settings: Any) -> ColBERT:
+        """A retriever without an index, for `rerank` and encoding.
+
+        Args:
+            model: Local checkpoint folder or Hugging Face id.
+            trust_remote_code: Let the checkpoint run its own code (off by default).
+            **settings: `EncoderConfig` fields to override, e.g. `precision="bfloat16"`.
+        """
+        return cls(Encoder.from_pretrained(model, trust_remote_code=trust_remote_code, **settings))
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        model: str | Path,
+        exist_ok: bool = False,
+        index_config: IndexConfig | None = None,
+        search_config: SearchConfig | None = None,
+        trust_remote_code: bool = False,
+        **settings: Any,
+    ) -> ColBERT:
+        """Create a new, empty index at `path` for `model`.
+
+        Raises:
+            IndexExistsError: an index exists at `path` and `exist_ok` is False.
+            CheckpointError: the model cannot be loaded.
+        """
+        if exist_ok and (Path(path) / "manifest.json").exists():
+            return cls.open(
+                path,
+                model=model,
+                index_config=index_config,
+                search_config=search_config,
+                trust_remote_code=trust_remote_code,
+                **settings,
+            )
+        encoder = Encoder.from_pretrained(model, trust_remote_code=trust_remote_code, **settings)
+        index = Index.create(
+            path,
+            model=encoder.fingerprint.to_dict(),
+            dim=encoder.dim,
+            config=index_config,
+            search_config=search_config,
+        )
+        return cls(encoder, index)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        model: str | Path | None = None,
+        index_config: IndexConfig | None = None,
+        search_config: SearchConfig | None = None,
+        trust_remote_code: bool = False,
+        **settings: Any,
+    ) -> ColBERT:
+        """Open the index at `path` with the model it was built with.
+
+        Args:
+            model: The checkpoint to encode queries with; by default the one recorded in
+                the index. It must be the same model (e.g. its local copy).
+            **settings: Runtime `EncoderConfig` fields (batch_size, precision, ...).
+
+        Raises:
+            IndexNotFoundError, IndexCorruptError: no index, or a damaged one.
+            DimensionMismatchError, ModelMismatchError: `model` is not the index's model.
+        """
+        recorded = read_manifest(Path(path))["model"]
+        config = EncoderConfig(**{**recorded["layout"], "skiplist": tuple(recorded["layout"]["skiplist"])})
+        encoder = Encoder.from_pretrained(
+            model if model is not None else recorded["name"],
+            config=config,
+            trust_remote_code=trust_remote_code,
+            **settings,
+        )
+        index = Index.open(path, config=index_config, search_config=search_config)
+        _check_model(encoder, index.model, Path(path))
+        return cls(encoder, index)
+
+    @property
+    def index(self) -> Store:
+        """The store behind this retriever (an `Index` unless another backend was given)."""
+        if self._store is None:
+            msg = "this retriever has no index (built with from_pretrained); use ColBERT.create or ColBERT.open"
+            raise ConfigError(msg)
+        return self._store
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(
+        self,
+        texts: Iterable[str],
+        *,
+        ids: Iterable[str] | None = None,
+        metadata: Iterable[dict[str, Any] | None] | None = None,
+    ) -> list[str]:
+        """Encode and store documents, all or nothing; return their ids.
+
+        Works through any iterable in chunks of `IndexConfig.docs_per_segment` documents,
+        so memory does not grow with the corpus.
+
+        Args:
+            texts: Document texts (non-blank strings).
+            ids: One unique string per text; random ones are generated if omitted.
+            metadata: One JSON-serialisable dict (or None) per text.
+
+        Raises:
+            ConfigError: a blank text, a non-string, mismatched lengths, bad metadata.
+            DuplicateIdError: an id repeated, or already in the index.
+        """
+        return self._write(texts, ids, metadata, upsert=False)
+
+    def upsert(
+        self,
+        texts: Iterable[str],
+        *,
+        ids: Iterable[str],
+        metadata: Iterable[dict[str, Any] | None] | None = None,
+    ) -> list[str]:
+        """Like `add`, but an id already in the index replaces that document."""
+        return self._write(texts, ids, metadata, upsert=True)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove documents by id (all must exist); other ids are untouched."""
+        self.index.write((), delete=list(ids) if not isinstance(ids, str) else ids)
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents for `ids`, in order."""
+        return self.index.get(ids)
+
+    def search(self, query: str, *, k: int = 10, filters: Filter | None = None) -> list[Hit]:
+        """The `k` best documents for `query` by exact MaxSim.
+
+        Args:
+            query: The question.
+            k: Number of hits (fewer when fewer documents pass the filters).
+            filters: A dict of metadata equalities (`{"lang": "en"}`) or a callable taking a
+                metadata dict and returning a bool; applied before ranking.
+        """
+        if not isinstance(query, str):
+            msg = f"query must be a string, got {type(query).__name__}; use search_batch for many"
+            raise ConfigError(msg)
+        return self.search_batch([query], k=k, filters=filters)[0]
+
+    def search_batch(self, queries: Sequence[str], *, k: int = 10, filters: Filter | None = None) -> list[list[Hit]]:
+        """`search` for many queries at once (one pass over the index); one list per query."""
+        queries = check_texts(queries, "queries")
+        store = self.index
+        return store.search(self.encoder.encode_queries(queries), k=k, filters=filters)
+
+    def rerank(self, query: str, documents: Sequence[str], *, k: int | None = None) -> list[Hit]:
+        """Score `documents` against `query` by MaxSim without an index.
+
+        Returns the top `k` (all by default) as hits whose `doc_id` is the document's
+        position in `documents` as a string.
+        """
+        if not isinstance(query, str):
+            msg = f"query must be a string, got {type(query).__name__}"
+            raise ConfigError(msg)
+        documents = check_texts(documents, "documents")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            msg = f"k must be a positive integer or None, got {k!r}"
+            raise ConfigError(msg)
+        if not documents:
+            return []
+        query_vectors = self.encoder.encode_queries([query])
+        doc_vectors = self.encoder.encode_documents(documents)
+        offsets = np.zeros(len(documents) + 1, dtype=np.int64)
+        np.cumsum([len(v) for v in doc_vectors], out=offsets[1:])
+        scores = maxsim(pad_queries(query_vectors), np.concatenate(doc_vectors), offsets)[0]
+        order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))[:k]
+        n_tokens = len(query_vectors[0])
+        return [
+            Hit(
+                doc_id=str(i),
+                score=float(scores[i]),
+                normalized_score=float(scores[i]) / n_tokens,
+                rank=rank,
+                text=documents[i],
+            )
+            for rank, i in enumerate(order, start=1)
+        ]
+
+    def _write(self, texts: Iterable[str], ids: Iterable[str] | None, metadata: Any, *, upsert: bool) -> list[str]:
+        if isinstance(texts, str) or not isinstance(texts, Iterable):
+            msg = f"texts must be an iterable of strings, not {type(texts).__name__}"
+            raise ConfigError(msg)
+        for name, value in (("ids", ids), ("metadata", metadata)):
+            if value is not None and (isinstance(value, (str, dict)) or not isinstance(value, Iterable)):
+                msg = f"{name} must be an iterable with one entry per text, got {type(value).__name__}"
+                raise ConfigError(msg)
+        store = self.index
+        written: list[str] = []
+        store.write(self._batches(texts, ids, metadata, written), upsert=upsert)
+        return written
+
+    def _batches(
+        self, texts: Iterable[str], ids: Iterable[str] | None, metadata: Any, written: list[str]
+    ) -> Iterator[DocumentBatch]:
+        """Validate and encode `texts` chunk by chunk; record the ids in `written`."""
+        size = getattr(self.index, "config", IndexConfig()).docs_per_segment
+        text_iter = iter(texts)
+        id_iter = iter(ids) if ids is not None else None
+        meta_iter = iter(metadata) if metadata is not None else None
+        total = len(texts) if isinstance(texts, Sequence) else None
+        with tqdm(total=total, desc="Indexing", unit="doc", disable=not self.encoder.config.show_progress) as bar:
+            while chunk := list(islice(text_iter, size)):
+                chunk_ids = list(islice(id_iter, len(chunk))) if id_iter else [uuid4().hex for _ in chunk]
+                chunk_meta = list(islice(meta_iter, len(chunk))) if meta_iter else [None] * len(chunk)
+                chunk_meta = [{} if m is None else m for m in chunk_meta]
+                check_documents(chunk_ids, chunk, chunk_meta)
+                vectors = self.encoder.encode_documents(chunk)
+                written.extend(chunk_ids)
+                yield DocumentBatch(ids=chunk_ids, texts=chunk, metadata=chunk_meta, vectors=vectors)
+                bar.update(len(chunk))
+        leftovers = [
+            name for name, it in (("ids", id_iter), ("metadata", meta_iter)) if it and next(it, None) is not None
+        ]
+        if leftovers:
+            msg = f"more {' and '.join(leftovers)} than texts were given"
+            raise ConfigError(msg)
+
+
+def _check_model(encoder: Encoder, recorded: dict[str, Any], path: Path) -> None:
+    """Refuse an encoder that would put queries in another vector space than the index."""
+    mine = encoder.fingerprint
+    if mine.dim != recorded["dim"]:
+        msg = (
+            f"index {path} stores dim={recorded['dim']} but the encoder {mine.name!r} emits dim={mine.dim}; "
+            f"open it with the model it was built with ({recorded['name']!r}) or build a new index"
+        )
+        raise DimensionMismatchError(msg)
+    if mine.digest != recorded["digest"]:
+        msg = (
+            f"index {path} was built with model {recorded['name']!r} (fingerprint {recorded['digest']}), "
+            f"not {mine.name!r} (fingerprint {mine.digest}); its weights or token settings differ"
+        )
+        raise ModelMismatchError(msg)

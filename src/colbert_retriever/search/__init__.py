@@ -1,0 +1,1 @@
+"""Search over stored token vectors: exact MaxSim (`exact.py`)."""

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+
+from colbert_retriever.config import SearchConfig
+from colbert_retriever.maxsim import maxsim, pad_queries
+from colbert_retriever.search.exact import exact_search
+from colbert_retriever.storage.segment import Segment
+
+
+def _segment(rng: np.random.Generator, n_docs: int, dim: int, name: str) -> Segment:
+    lens = rng.integers(1, 20, size=n_docs)
+    emb = rng.standard_normal((int(lens.sum()), dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return Segment(
+        name=name,
+        embeddings=emb.astype(np.float16),
+        offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+        doc_ids=[f"{name}-{i}" for i in range(n_docs)],
+        texts=[""] * n_docs,
+        metadata=[{}] * n_docs,
+        deleted=np.zeros(n_docs, dtype=bool),
+    )
+
+
+def test_chunked_running_topk_equals_scoring_everything() -> None:
+    rng = np.random.default_rng(1)
+    segments = [_segment(rng, 40, 8, "a"), _segment(rng, 25, 8, "b")]
+    queries = rng.standard_normal((3, 4, 8)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=2, keepdims=True)
+    allowed = [rng.random(40) > 0.3, rng.random(25) > 0.3]
+    full = np.concatenate([maxsim(queries, s.embeddings, s.offsets) for s in segments], axis=1)
+    full[:, ~np.concatenate(allowed)] = -np.inf
+    for budget in (1, 7, 50, 10_000):  # 1: one document per chunk
+        scores, positions = exact_search(segments, queries, allowed, k=5, config=SearchConfig(budget))
+        for q in range(3):
+            order = np.argsort(-scores[q])
+            np.testing.assert_array_equal(np.sort(positions[q]), np.sort(np.argsort(-full[q])[:5]))
+            np.testing.assert_allclose(scores[q][order], np.sort(full[q])[::-1][:5], rtol=1e-6)
+
+
+def test_k_larger_than_allowed_returns_only_allowed() -> None:
+    rng = np.random.default_rng(2)
+    segment = _segment(rng, 10, 4, "a")
+    allowed = np.zeros(10, dtype=bool)
+    allowed[[2, 7]] = True
+    _scores, positions = exact_search(
+        [segment], pad_queries([np.eye(4, dtype=np.float32)]), [allowed], k=50, config=SearchConfig()
+    )
+    assert sorted(positions[0].tolist()) == [2, 7]

@@ -1,0 +1,101 @@
+"""Damaged index files are detected on open, with a message naming the file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from colbert_retriever import Index, IndexCorruptError, IndexNotFoundError, IndexVersionError
+from test_index import DIM, MODEL, batch
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    index = Index.create(tmp_path / "idx", model=MODEL, dim=DIM)
+    index.write([batch(["a", "b", "c"])])
+    return index.path
+
+
+def _segment_file(path: Path, name: str) -> Path:
+    (segment,) = (path / "segments").iterdir()
+    return segment / name
+
+
+@pytest.mark.parametrize("name", ["embeddings.npy", "doclens.npy", "documents.jsonl"])
+def test_truncated_file_is_named(built: Path, name: str) -> None:
+    file = _segment_file(built, name)
+    file.write_bytes(file.read_bytes()[:-3])
+    with pytest.raises(IndexCorruptError, match=name):
+        Index.open(built)
+
+
+def test_bit_flip_fails_the_checksum(built: Path) -> None:
+    file = _segment_file(built, "embeddings.npy")
+    data = bytearray(file.read_bytes())
+    data[-1] ^= 0x01
+    file.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match="checksum"):
+        Index.open(built)
+    assert len(Index.open(built, verify=False)) == 3  # size alone cannot tell
+
+
+def test_missing_file_and_manifest(built: Path, tmp_path: Path) -> None:
+    _segment_file(built, "doclens.npy").unlink()
+    with pytest.raises(IndexCorruptError, match="missing"):
+        Index.open(built)
+    with pytest.raises(IndexNotFoundError):
+        Index.open(tmp_path / "nowhere")
+    os.remove(built / "manifest.json")
+    with pytest.raises(IndexNotFoundError, match="manifest"):
+        Index.open(built)
+
+
+def test_truncated_manifest_and_newer_format(built: Path) -> None:
+    manifest = (built / "manifest.json").read_text()
+    (built / "manifest.json").write_text(manifest[: len(manifest) // 2])
+    with pytest.raises(IndexCorruptError, match="manifest"):
+        Index.open(built)
+    data = json.loads(manifest)
+    data["format_version"] = 99
+    (built / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(IndexVersionError, match="upgrade"):
+        Index.open(built)
+
+
+def test_commit_that_fails_mid_way_leaves_old_state(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = Index.open(built)
+    real_replace = os.replace
+
+    def fail_on_manifest(src: str, dst: str) -> None:
+        if str(dst).endswith("manifest.json"):
+            msg = "simulated crash before the commit"
+            raise OSError(msg)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_on_manifest)
+    with pytest.raises(OSError, match="simulated"):
+        index.write([batch(["d", "e"])], delete=["a"])
+    monkeypatch.undo()
+    assert sorted(Index.open(built).doc_ids()) == ["a", "b", "c"]
+    assert sorted(index.doc_ids()) == ["a", "b", "c"]
+    assert len(list((built / "segments").iterdir())) == 1  # the new segment was removed
+
+
+def test_no_pickle_is_ever_loaded(built: Path) -> None:
+    import pickle
+
+    file = _segment_file(built, "embeddings.npy")
+    payload = pickle.dumps(["not", "an", "array"])
+    file.write_bytes(payload)
+    manifest = json.loads((built / "manifest.json").read_text())
+    entry = manifest["segments"][0]["files"]["embeddings.npy"]
+    entry["bytes"] = len(payload)
+    from colbert_retriever.storage.atomic import sha256_file
+
+    entry["sha256"] = sha256_file(file)  # even with a matching checksum
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match="cannot read segment"):
+        Index.open(built)

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import colbert_retriever
+from colbert_retriever import (
+    ColBERT,
+    ConfigError,
+    DimensionMismatchError,
+    DuplicateIdError,
+    IndexConfig,
+    ModelMismatchError,
+)
+
+TEXTS = [
+    "the eiffel tower is in paris, the capital of france.",
+    "a plant turns sun light and water into energy.",
+    "vitamin d helps the bone and the protein.",
+    "the cat sat on the mat.",
+    "late interaction search with a query index is fast.",
+]
+
+
+@pytest.fixture
+def retriever(tmp_path: Path, checkpoints) -> ColBERT:
+    return ColBERT.create(tmp_path / "idx", model=checkpoints["stanford"], show_progress=False)
+
+
+def test_public_api_is_pinned() -> None:
+    assert set(colbert_retriever.__all__) == {
+        "CheckpointError",
+        "ColBERT",
+        "ColbertRetrieverError",
+        "ConfigError",
+        "DimensionMismatchError",
+        "Document",
+        "DocumentBatch",
+        "DocumentNotFoundError",
+        "DuplicateIdError",
+        "EmptyIndexError",
+        "Encoder",
+        "EncoderConfig",
+        "Hit",
+        "Index",
+        "IndexConfig",
+        "IndexCorruptError",
+        "IndexExistsError",
+        "IndexLockedError",
+        "IndexNotFoundError",
+        "IndexVersionError",
+        "MissingDependencyError",
+        "ModelMismatchError",
+        "SearchConfig",
+        "Store",
+        "__version__",
+    }
+
+
+def test_index_search_reopen(retriever: ColBERT, tmp_path: Path) -> None:
+    ids = retriever.add(TEXTS, ids=[f"d{i}" for i in range(5)], metadata=[{"i": i} for i in range(5)])
+    assert ids == [f"d{i}" for i in range(5)]
+    assert len(retriever) == 5
+    # a document's own text is its best match (late interaction with itself)
+    for i, text in enumerate(TEXTS):
+        hits = retriever.search(text, k=3)
+        assert hits[0].doc_id == f"d{i}"
+        assert hits[0].metadata == {"i": i}
+        assert hits[0].text == text
+    reopened = ColBERT.open(tmp_path / "idx", show_progress=False)
+    assert [h.doc_id for h in reopened.search(TEXTS[2], k=5)] == [h.doc_id for h in retriever.search(TEXTS[2], k=5)]
+    batch = reopened.search_batch([TEXTS[0], TEXTS[3]], k=2)
+    assert [hits[0].doc_id for hits in batch] == ["d0", "d3"]
+
+
+def test_scores_match_rerank_and_are_normalised(retriever: ColBERT) -> None:
+    retriever.add(TEXTS, ids=[f"d{i}" for i in range(5)])
+    query = "where is the eiffel tower?"
+    hits = retriever.search(query, k=5)
+    reranked = retriever.rerank(query, TEXTS)
+    by_text = {h.text: h.score for h in reranked}
+    for hit in hits:  # float16 storage vs float32: within 8 tokens x 2e-3
+        assert abs(hit.score - by_text[hit.text]) < 0.016
+        assert abs(hit.normalized_score - hit.score / 8) < 1e-6  # 8 query tokens with expansion
+    assert [h.rank for h in reranked] == [1, 2, 3, 4, 5]
+    assert len(retriever.rerank(query, TEXTS, k=2)) == 2
+
+
+def test_generator_input_in_many_segments_is_one_commit(tmp_path: Path, checkpoints) -> None:
+    retriever = ColBERT.create(
+        tmp_path / "idx",
+        model=checkpoints["stanford"],
+        index_config=IndexConfig(docs_per_segment=2),
+        show_progress=False,
+    )
+    ids = retriever.add(t for t in TEXTS)  # generated ids, any iterable
+    assert len(set(ids)) == 5
+    assert len(retriever) == 5
+    assert len(list((tmp_path / "idx" / "segments").iterdir())) == 3
+
+    def bad():
+        yield from ["good one", "good two", "good three"]
+        yield ""  # invalid in the second chunk: nothing may land
+
+    with pytest.raises(ConfigError, match=r"empty|blank"):
+        retriever.add(bad())
+    assert len(ColBERT.open(tmp_path / "idx", show_progress=False)) == 5
+
+
+def test_bad_inputs(retriever: ColBERT) -> None:
+    with pytest.raises(ConfigError):
+        retriever.add("just a string")
+    with pytest.raises(ConfigError, match="match"):
+        retriever.add(["a", "b"], ids=["only-one"])
+    with pytest.raises(ConfigError, match="more ids"):
+        retriever.add(["a"], ids=["1", "2"])
+    with pytest.raises(DuplicateIdError):
+        retriever.add(["a", "b"], ids=["x", "x"])
+    with pytest.raises(ConfigError):
+        retriever.add([None])
+    with pytest.raises(ConfigError):
+        retriever.search(["a list"])
+    with pytest.raises(ConfigError):
+        retriever.search("   ")
+    assert len(retriever) == 0
+
+
+def test_upsert_and_delete(retriever: ColBERT) -> None:
+    retriever.add(TEXTS[:2], ids=["a", "b"])
+    retriever.upsert([TEXTS[3]], ids=["a"])
+    assert retriever.get(["a"])[0].text == TEXTS[3]
+    retriever.delete(["b"])
+    assert [h.doc_id for h in retriever.search(TEXTS[1], k=5)] == ["a"]
+
+
+def test_opening_with_another_model_is_refused(retriever: ColBERT, tmp_path: Path, checkpoints) -> None:
+    retriever.add(TEXTS[:1])
+    with pytest.raises(DimensionMismatchError, match="dim=16"):
+        ColBERT.open(tmp_path / "idx", model=checkpoints["plain"])  # 32-dim token states
+    # same format, same dim, other weights: the fingerprint tells them apart
+    other = tmp_path / "idx2"
+    ColBERT.create(other, model=checkpoints["plain"], show_progress=False).add(TEXTS[:1])
+    with pytest.raises(ModelMismatchError, match="fingerprint"):
+        ColBERT.open(other, model=checkpoints["other"])
+    # the same weights in the PyLate layout are the same model
+    assert len(ColBERT.open(tmp_path / "idx", model=checkpoints["pylate"])) == 1
+
+
+def test_retriever_without_index(checkpoints) -> None:
+    reranker = ColBERT.from_pretrained(checkpoints["pylate"], show_progress=False)
+    assert reranker.rerank("the cat", ["a dog", "the cat sat"])[0].doc_id == "1"
+    with pytest.raises(ConfigError, match="no index"):
+        reranker.search("the cat")
