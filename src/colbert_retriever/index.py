@@ -35,7 +35,6 @@ from colbert_retriever.errors import (
     IndexExistsError,
     IndexNotFoundError,
 )
-from colbert_retriever.maxsim import pad_queries
 from colbert_retriever.results import Document, Hit
 from colbert_retriever.search.exact import exact_search
 from colbert_retriever.storage import DocumentBatch, Filter, check_documents
@@ -279,7 +278,7 @@ class Index:
         if not queries:
             return []
         allowed = [~seg.deleted & _filter_mask(seg, filters) for seg in snap.segments]
-        scores, positions = exact_search(snap.segments, pad_queries(queries), allowed, k=k, config=self.search_config)
+        scores, positions = exact_search(snap.segments, queries, allowed, k=k, config=self.search_config)
         return [
             _hits(snap, row_scores, row_positions, n_tokens=len(q))
             for q, row_scores, row_positions in zip(queries, scores, positions, strict=True)

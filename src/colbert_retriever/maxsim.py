@@ -28,7 +28,7 @@ def maxsim(queries: np.ndarray, embeddings: np.ndarray, offsets: np.ndarray) -> 
     """MaxSim of every query against every document of a token block.
 
     Args:
-        queries: (n_queries, q_len, dim) float32, zero rows for padding.
+        queries: (n_queries, q_len, dim) float32 or float16, zero rows for padding.
         embeddings: (n_tokens, dim) float16 or float32 document vectors back to back.
         offsets: (n_docs + 1,) int64; document i is rows offsets[i]:offsets[i+1] of
             `embeddings`; offsets[0] must be 0 and every document non-empty.
@@ -43,9 +43,8 @@ def maxsim(queries: np.ndarray, embeddings: np.ndarray, offsets: np.ndarray) -> 
     [[1.8, 1.0]]
     """
     n_queries, q_len, dim = queries.shape
-    # torch refuses read-only (memory-mapped) arrays without a warning: copy those.
-    block = torch.from_numpy(np.array(embeddings, copy=not embeddings.flags.writeable, order="C"))
-    flat = torch.from_numpy(queries.reshape(n_queries * q_len, dim)).to(block.dtype)
+    block = torch.from_numpy(np.ascontiguousarray(embeddings))
+    flat = torch.from_numpy(np.ascontiguousarray(queries.reshape(n_queries * q_len, dim))).to(block.dtype)
     sims = (flat @ block.T).float().numpy()  # (n_queries * q_len, n_tokens) float32
     best = np.maximum.reduceat(sims, offsets[:-1], axis=1)  # (n_queries * q_len, n_docs)
     return best.reshape(n_queries, q_len, -1).sum(axis=1)

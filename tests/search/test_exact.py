@@ -26,10 +26,10 @@ def _segment(rng: np.random.Generator, n_docs: int, dim: int, name: str) -> Segm
 def test_chunked_running_topk_equals_scoring_everything() -> None:
     rng = np.random.default_rng(1)
     segments = [_segment(rng, 40, 8, "a"), _segment(rng, 25, 8, "b")]
-    queries = rng.standard_normal((3, 4, 8)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=2, keepdims=True)
+    queries = [rng.standard_normal((n, 8)).astype(np.float32) for n in (4, 2, 3)]
+    queries = [q / np.linalg.norm(q, axis=1, keepdims=True) for q in queries]
     allowed = [rng.random(40) > 0.3, rng.random(25) > 0.3]
-    full = np.concatenate([maxsim(queries, s.embeddings, s.offsets) for s in segments], axis=1)
+    full = np.concatenate([maxsim(pad_queries(queries), s.embeddings, s.offsets) for s in segments], axis=1)
     full[:, ~np.concatenate(allowed)] = -np.inf
     for budget in (1, 7, 50, 10_000):  # 1: one document per chunk
         scores, positions = exact_search(segments, queries, allowed, k=5, config=SearchConfig(budget))
@@ -45,6 +45,18 @@ def test_k_larger_than_allowed_returns_only_allowed() -> None:
     allowed = np.zeros(10, dtype=bool)
     allowed[[2, 7]] = True
     _scores, positions = exact_search(
-        [segment], pad_queries([np.eye(4, dtype=np.float32)]), [allowed], k=50, config=SearchConfig()
+        [segment], [np.eye(4, dtype=np.float32)], [allowed], k=50, config=SearchConfig()
     )
     assert sorted(positions[0].tolist()) == [2, 7]
+
+
+def test_many_queries_in_blocks_keep_their_order() -> None:
+    rng = np.random.default_rng(3)
+    segments = [_segment(rng, 30, 8, "a")]
+    queries = [rng.standard_normal((int(n), 8)).astype(np.float32) for n in rng.integers(2, 9, size=120)]
+    allowed = [np.ones(30, dtype=bool)]
+    scores, positions = exact_search(segments, queries, allowed, k=3, config=SearchConfig())
+    for i in (0, 57, 119):
+        alone_scores, alone_positions = exact_search(segments, [queries[i]], allowed, k=3, config=SearchConfig())
+        np.testing.assert_array_equal(np.sort(positions[i]), np.sort(alone_positions[0]))
+        np.testing.assert_allclose(np.sort(scores[i]), np.sort(alone_scores[0]), rtol=1e-6)

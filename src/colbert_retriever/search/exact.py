@@ -12,13 +12,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from colbert_retriever.config import SearchConfig
-from colbert_retriever.maxsim import maxsim
+from colbert_retriever.maxsim import maxsim, pad_queries
 from colbert_retriever.storage.segment import Segment
+
+_ROWS_PER_BLOCK = 256
 
 
 def exact_search(
     segments: Sequence[Segment],
-    queries: np.ndarray,
+    queries: Sequence[np.ndarray],
     allowed: Sequence[np.ndarray],
     *,
     k: int,
@@ -28,7 +30,7 @@ def exact_search(
 
     Args:
         segments: The index's segments.
-        queries: (n_queries, q_len, dim) float32, zero rows for padding.
+        queries: One (n_tokens, dim) float32 array per query.
         allowed: Per segment, (n_documents,) bool: live rows that pass the filters.
         k: Results per query.
         config: Chunking bounds.
@@ -36,9 +38,31 @@ def exact_search(
     Returns:
         scores (n_queries, k') float32 and positions (n_queries, k') int64, unsorted, where
         a position numbers documents across segments in order and k' = min(k, allowed).
-        Padded with -inf / -1 where a query has fewer than k' candidates.
     """
+    # Queries of similar length go together, in blocks of ~256 query-token rows: the matmul
+    # stays efficient, padding stays small, and each chunk of documents stays large
+    # (max_scores_per_chunk / rows tokens).
+    order = sorted(range(len(queries)), key=lambda i: len(queries[i]))
+    scores: list[np.ndarray] = [np.empty(0)] * len(queries)
+    positions: list[np.ndarray] = [np.empty(0)] * len(queries)
+    start = 0
+    while start < len(order):
+        per_block = max(1, _ROWS_PER_BLOCK // len(queries[order[start]]))
+        members = order[start : start + per_block]
+        block = pad_queries([queries[i] for i in members])
+        block_scores, block_positions = _search_block(segments, block, allowed, k=k, config=config)
+        for row, i in enumerate(members):
+            scores[i], positions[i] = block_scores[row], block_positions[row]
+        start += len(members)
+    return np.stack(scores), np.stack(positions)
+
+
+def _search_block(
+    segments: Sequence[Segment], queries: np.ndarray, allowed: Sequence[np.ndarray], *, k: int, config: SearchConfig
+) -> tuple[np.ndarray, np.ndarray]:
     n_queries, q_len, _ = queries.shape
+    if segments:
+        queries = queries.astype(segments[0].embeddings.dtype)  # cast once, not per chunk
     best_scores = np.full((n_queries, 0), -np.inf, dtype=np.float32)
     best_positions = np.full((n_queries, 0), -1, dtype=np.int64)
     budget = max(1, config.max_scores_per_chunk // (n_queries * q_len))

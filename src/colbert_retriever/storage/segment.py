@@ -28,7 +28,7 @@ FILES = ("embeddings.npy", "doclens.npy", "documents.jsonl")
 
 @dataclass(frozen=True)
 class Segment:
-    """A loaded segment. Arrays are memory-mapped and read-only.
+    """A loaded segment. `embeddings` is memory-mapped; nothing here is ever written.
 
     Attributes:
         name: Folder name under ``segments/``.
@@ -86,7 +86,9 @@ def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segmen
     for name in FILES:
         _check_file(folder / name, entry["files"][name], verify=verify)
     try:
-        embeddings = np.load(folder / "embeddings.npy", mmap_mode="r", allow_pickle=False)
+        # copy-on-write mapping: pages are shared and never written, and torch can wrap
+        # the array without copying it (it refuses read-only arrays)
+        embeddings = np.load(folder / "embeddings.npy", mmap_mode="c", allow_pickle=False)
         doclens = np.load(folder / "doclens.npy", allow_pickle=False)
         rows = [json.loads(line) for line in (folder / "documents.jsonl").read_text("utf-8").splitlines()]
     except (OSError, ValueError) as exc:
