@@ -223,3 +223,14 @@ def test_second_writer_times_out_with_a_clear_error(index: Index, tmp_path: Path
     with writer_lock(index.path, 1.0), pytest.raises(IndexLockedError, match="another process"):
         other.write([batch(["a"])])
     assert len(Index.open(index.path)) == 0
+
+
+def test_other_handles_see_new_writes_after_refresh(index: Index) -> None:
+    reader = Index.open(index.path)
+    index.write([batch(["a", "b"])])
+    assert len(reader) == 0  # a reader keeps its snapshot
+    reader.refresh()
+    assert sorted(reader.doc_ids()) == ["a", "b"]
+    reader.delete(["a"])  # a stale writer reloads the latest state under the lock first
+    index.write([batch(["c"])])
+    assert sorted(Index.open(index.path).doc_ids()) == ["b", "c"]

@@ -165,7 +165,7 @@ class ColBERT:
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove documents by id (all must exist); other ids are untouched."""
-        self.index.write((), delete=list(ids) if not isinstance(ids, str) else ids)
+        self.index.write((), delete=ids)
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents for `ids`, in order."""

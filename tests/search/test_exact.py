@@ -44,9 +44,7 @@ def test_k_larger_than_allowed_returns_only_allowed() -> None:
     segment = _segment(rng, 10, 4, "a")
     allowed = np.zeros(10, dtype=bool)
     allowed[[2, 7]] = True
-    _scores, positions = exact_search(
-        [segment], [np.eye(4, dtype=np.float32)], [allowed], k=50, config=SearchConfig()
-    )
+    _scores, positions = exact_search([segment], [np.eye(4, dtype=np.float32)], [allowed], k=50, config=SearchConfig())
     assert sorted(positions[0].tolist()) == [2, 7]
 
 

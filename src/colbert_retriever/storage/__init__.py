@@ -7,15 +7,18 @@ plugs in by implementing the same methods, without touching search callers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from colbert_retriever.errors import ConfigError, DuplicateIdError
 from colbert_retriever.results import Document, Hit
 
-Filter = dict[str, Any] | Any  # equality on metadata fields, or a callable(metadata) -> bool
+# Equality on metadata fields, or a callable(metadata) -> bool.
+Filter = dict[str, Any] | Callable[[dict[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,6 @@ def check_documents(ids: Sequence[object], texts: Sequence[object], metadata: Se
     Raises `ConfigError` naming the first bad entry; `DuplicateIdError` for an id repeated
     inside the batch.
     """
-    import json
-
-    from colbert_retriever.errors import ConfigError, DuplicateIdError
-
     if not (len(ids) == len(texts) == len(metadata)):
         msg = f"got {len(texts)} texts, {len(ids)} ids and {len(metadata)} metadata entries; they must match"
         raise ConfigError(msg)
