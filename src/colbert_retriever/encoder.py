@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from colbert_retriever.checkpoint import _ACTIVATIONS, Checkpoint, load_checkpoint
+from colbert_retriever.checkpoint import _ACTIVATIONS, Checkpoint, ProjectionLayer, load_checkpoint
 from colbert_retriever.config import EncoderConfig
 from colbert_retriever.errors import CheckpointError, ConfigError
 
@@ -285,7 +285,7 @@ class Encoder:
         return vectors.numpy()
 
 
-def _build_linear(layer: object) -> torch.nn.Module:
+def _build_linear(layer: ProjectionLayer) -> torch.nn.Module:
     weight, bias = layer.weight, layer.bias
     linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     with torch.no_grad():
