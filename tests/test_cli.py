@@ -118,3 +118,42 @@ def test_usage_error_and_module_entry_point() -> None:
     out = subprocess.run([sys.executable, "-m", "colbert_retriever", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "index" in out.stdout
+
+
+def test_info_counts_and_verifies(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["info", "--index", str(built), "--json", "--verify"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["documents"], info["index_type"], info["checksums"]) == (3, "exact", "verified")
+    assert info["tokens"] > 3 * 3
+    assert info["model"]["format"] == "stanford"
+    assert info["model"]["dim"] == 16
+    on_disk = sum(p.stat().st_size for p in built.rglob("*") if p.is_file() and p.name != "write.lock")
+    assert info["bytes"] == on_disk
+    assert main(["delete", "--index", str(built), "cat", "-q"]) == 0
+    assert main(["info", "--index", str(built)]) == 0
+    out = capsys.readouterr().out
+    assert "documents        2" in out
+    assert "deleted          1" in out
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_index_is_one_clear_line(built: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    (segment,) = (built / "segments").iterdir()
+    file = segment / "embeddings.npy"
+    data = bytearray(file.read_bytes())
+    if damage == "truncate":
+        data = data[:-10]
+    else:
+        data[-5] ^= 0x10
+    file.write_bytes(bytes(data))
+    capsys.readouterr()
+    commands = [["info", "--index", str(built), "--verify"], ["search", "--index", str(built), "q"]]
+    if damage == "truncate":  # sizes are checked on every open
+        commands.append(["info", "--index", str(built)])
+    for argv in commands:
+        assert main([*argv, "-q"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "embeddings.npy" in err
+        assert "\n" not in err
+        assert "Traceback" not in err

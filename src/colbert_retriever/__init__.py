@@ -20,10 +20,11 @@ from colbert_retriever.errors import (
     IndexLockedError,
     IndexNotFoundError,
     IndexVersionError,
+    IndexWriteError,
     MissingDependencyError,
     ModelMismatchError,
 )
-from colbert_retriever.index import Index
+from colbert_retriever.index import Index, IndexInfo
 from colbert_retriever.results import Document, Hit
 from colbert_retriever.retriever import ColBERT
 from colbert_retriever.storage import DocumentBatch, Store
@@ -46,9 +47,11 @@ __all__ = [
     "IndexConfig",
     "IndexCorruptError",
     "IndexExistsError",
+    "IndexInfo",
     "IndexLockedError",
     "IndexNotFoundError",
     "IndexVersionError",
+    "IndexWriteError",
     "MissingDependencyError",
     "ModelMismatchError",
     "SearchConfig",

@@ -1,4 +1,4 @@
-"""The `colbert-retriever` command: index, add, delete, search, eval.
+"""The `colbert-retriever` command: index, add, delete, search, info, eval.
 
 Handlers call the public API and format its results, nothing more. Errors of this library
 exit 1 with one line on stderr; usage errors exit 2; Ctrl-C exits 130.
@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="one JSON object per result and line")
     model_options(sub, required=False)
 
+    sub = command("info", _info, "Show an index's size, counts, model, and whether its checksums verify")
+    sub.add_argument("--index", required=True)
+    sub.add_argument("--verify", action="store_true", help="read every file and check its sha256")
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+
     sub = command("eval", _eval, "nDCG@10, Recall@100 and MRR@10 of an index on a BEIR test collection")
     sub.add_argument("--index", required=True)
     sub.add_argument("--queries", required=True, help="queries.jsonl (_id, text)")
@@ -174,6 +179,25 @@ def _search(args: argparse.Namespace) -> int:
             print(
                 f"{hit.rank:>3}. {hit.score:8.3f}  {hit.doc_id}  {snippet[:100]}{'...' if len(snippet) > 100 else ''}"
             )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from colbert_retriever.index import Index
+
+    index = Index.open(args.index, verify=False)  # sizes only: fast on any index
+    if args.verify:
+        index.verify()
+    info = {**dataclasses.asdict(index.info()), "checksums": "verified" if args.verify else "not checked"}
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    model = info.pop("model")
+    for key, value in info.items():
+        print(f"{key:<16} {value}")
+    print(f"{'model':<16} {model['name']} ({model['format']}, dim {model['dim']}, fingerprint {model['digest']})")
     return 0
 
 

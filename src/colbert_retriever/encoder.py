@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from colbert_retriever.checkpoint import _ACTIVATIONS, Checkpoint, ProjectionLayer, load_checkpoint
 from colbert_retriever.config import EncoderConfig
 from colbert_retriever.errors import CheckpointError, ConfigError
+from colbert_retriever.storage import check_texts
 
 logger = logging.getLogger(__name__)
 
@@ -64,21 +65,6 @@ class ModelFingerprint:
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
-
-
-def check_texts(texts: Sequence[str], what: str) -> list[str]:
-    """Validate a batch of texts at the public edge: a list of non-blank strings."""
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        msg = f"{what} must be a list of strings, got {type(texts).__name__}"
-        raise ConfigError(msg)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            msg = f"{what}[{i}] must be a string, got {type(text).__name__}"
-            raise ConfigError(msg)
-        if not text.strip():
-            msg = f"{what}[{i}] is empty or whitespace only"
-            raise ConfigError(msg)
-    return list(texts)
 
 
 @contextmanager

@@ -41,6 +41,10 @@ class IndexLockedError(ColbertRetrieverError, TimeoutError):
     """Another process holds the index's write lock."""
 
 
+class IndexWriteError(ColbertRetrieverError, OSError):
+    """A write failed (disk full, read-only folder, ...); the index keeps its previous state."""
+
+
 class ModelMismatchError(ColbertRetrieverError, ValueError):
     """The encoder is not the model the index was built with."""
 

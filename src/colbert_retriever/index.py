@@ -27,6 +27,7 @@ import numpy as np
 from colbert_retriever import __version__
 from colbert_retriever.config import IndexConfig, SearchConfig
 from colbert_retriever.errors import (
+    ColbertRetrieverError,
     ConfigError,
     DimensionMismatchError,
     DocumentNotFoundError,
@@ -34,13 +35,14 @@ from colbert_retriever.errors import (
     EmptyIndexError,
     IndexExistsError,
     IndexNotFoundError,
+    IndexWriteError,
 )
 from colbert_retriever.results import Document, Hit
 from colbert_retriever.search.exact import exact_search
 from colbert_retriever.storage import DocumentBatch, Filter, check_documents
 from colbert_retriever.storage.atomic import writer_lock
 from colbert_retriever.storage.manifest import FORMAT_VERSION, MANIFEST, read_manifest, write_manifest
-from colbert_retriever.storage.segment import Segment, load_segment, write_segment
+from colbert_retriever.storage.segment import FILES, Segment, check_file, load_segment, write_segment
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,31 @@ class _Snapshot:
     @property
     def generation(self) -> int:
         return int(self.manifest["generation"])
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What `colbert-retriever info` shows about an index.
+
+    Attributes:
+        documents: Live documents.
+        tokens: Token vectors of the live documents.
+        bytes: Size on disk of every file the manifest lists, the manifest included.
+        deleted: Tombstoned rows still on disk (`Index.compact` drops them).
+    """
+
+    path: str
+    index_type: str
+    format_version: int
+    library_version: str
+    documents: int
+    tokens: int
+    bytes: int
+    dim: int
+    dtype: str
+    segments: int
+    deleted: int
+    model: dict[str, Any]
 
 
 class Index:
@@ -174,6 +201,35 @@ class Index:
         if manifest["generation"] != self._snapshot.generation:
             self._snapshot = _load_snapshot(self.path, manifest, previous=self._snapshot, verify=True)
 
+    def info(self) -> IndexInfo:
+        """Counts, size on disk, format and model of the current state."""
+        manifest = self._snapshot.manifest
+        files = [f["bytes"] for entry in manifest["segments"] for f in entry["files"].values()]
+        return IndexInfo(
+            path=str(self.path),
+            index_type=manifest["index_type"],
+            format_version=manifest["format_version"],
+            library_version=manifest["library_version"],
+            documents=len(self),
+            tokens=self.n_tokens,
+            bytes=sum(files) + (self.path / MANIFEST).stat().st_size,
+            dim=self.dim,
+            dtype=manifest["dtype"],
+            segments=len(manifest["segments"]),
+            deleted=sum(len(entry["deleted"]) for entry in manifest["segments"]),
+            model=self.model,
+        )
+
+    def verify(self) -> None:
+        """Re-read every file of the current state and check its sha256.
+
+        Raises:
+            IndexCorruptError: naming the first file that is missing, truncated or altered.
+        """
+        for entry in self._snapshot.manifest["segments"]:
+            for name in FILES:
+                check_file(self.path / "segments" / entry["name"] / name, entry["files"][name], verify=True)
+
     def get(self, doc_ids: Sequence[str]) -> list[Document]:
         """The stored documents for `doc_ids`, in the same order.
 
@@ -207,45 +263,56 @@ class Index:
                 it, such an id is a `DuplicateIdError`.
         """
         _check_ids(delete)
-        with self._write_mutex, writer_lock(self.path, self.config.lock_timeout):
-            manifest = read_manifest(self.path)
-            snap = self._snapshot
-            if manifest["generation"] != snap.generation:
-                snap = _load_snapshot(self.path, manifest, previous=snap, verify=True)
-            _collect_garbage(self.path, manifest)
-            tombstones = {seg.name: set(np.flatnonzero(seg.deleted).tolist()) for seg in snap.segments}
-            unknown = [d for d in delete if d not in snap.locations]
-            if unknown:
-                msg = f"cannot delete {len(unknown)} id(s) not in the index: {unknown[:5]}"
-                raise DocumentNotFoundError(msg)
-            removed = set(delete)
-            new_entries: list[dict[str, Any]] = []
-            try:
-                added: set[str] = set()
-                for batch in batches:
-                    self._check_batch(batch)
-                    for doc_id in batch.ids:
-                        if doc_id in added:
-                            msg = f"document id {doc_id!r} appears twice in one add"
+        try:
+            with self._write_mutex, writer_lock(self.path, self.config.lock_timeout):
+                self._write_locked(batches, delete, upsert=upsert)
+        except ColbertRetrieverError:
+            raise
+        except OSError as exc:
+            msg = f"cannot write to the index at {self.path}: {exc}; it keeps its previous state"
+            raise IndexWriteError(msg) from exc
+
+    def _write_locked(self, batches: Iterable[DocumentBatch], delete: Sequence[str], *, upsert: bool) -> None:
+        manifest = read_manifest(self.path)
+        snap = self._snapshot
+        if manifest["generation"] != snap.generation:  # another process wrote since we loaded
+            snap = _load_snapshot(self.path, manifest, previous=snap, verify=True)
+        _collect_garbage(self.path, manifest)
+        unknown = [d for d in delete if d not in snap.locations]
+        if unknown:
+            msg = f"cannot delete {len(unknown)} id(s) not in the index: {unknown[:5]}"
+            raise DocumentNotFoundError(msg)
+        removed, added = set(delete), set()
+        new_entries: list[dict[str, Any]] = []
+        folders: list[Path] = []
+        try:
+            for batch in batches:
+                self._check_batch(batch)
+                for doc_id in batch.ids:
+                    if doc_id in added:
+                        msg = f"document id {doc_id!r} appears twice in one add"
+                        raise DuplicateIdError(msg)
+                    added.add(doc_id)
+                    if doc_id in snap.locations and doc_id not in removed:
+                        if not upsert:
+                            msg = f"document id {doc_id!r} is already in the index; use upsert to replace it"
                             raise DuplicateIdError(msg)
-                        added.add(doc_id)
-                        if doc_id in snap.locations and doc_id not in removed:
-                            if not upsert:
-                                msg = f"document id {doc_id!r} is already in the index; use upsert to replace it"
-                                raise DuplicateIdError(msg)
-                            removed.add(doc_id)
-                    folder = self.path / "segments" / uuid.uuid4().hex
-                    new_entries.append(write_segment(folder, batch.ids, batch.texts, batch.metadata, batch.vectors))
-                for doc_id in removed:
-                    seg_no, row = snap.locations[doc_id]
-                    tombstones[snap.segments[seg_no].name].add(row)
-                new_manifest = _next_manifest(manifest, snap.segments, tombstones, new_entries)
-                write_manifest(self.path, new_manifest)
-            except BaseException:
-                for entry in new_entries:
-                    shutil.rmtree(self.path / "segments" / entry["name"], ignore_errors=True)
-                raise
-            self._snapshot = _load_snapshot(self.path, new_manifest, previous=snap, verify=True)
+                        removed.add(doc_id)
+                folders.append(self.path / "segments" / uuid.uuid4().hex)
+                new_entries.append(write_segment(folders[-1], batch.ids, batch.texts, batch.metadata, batch.vectors))
+            tombstones = {seg.name: set(np.flatnonzero(seg.deleted).tolist()) for seg in snap.segments}
+            for doc_id in removed:
+                seg_no, row = snap.locations[doc_id]
+                tombstones[snap.segments[seg_no].name].add(row)
+            new_manifest = _next_manifest(manifest, snap.segments, tombstones, new_entries)
+            write_manifest(self.path, new_manifest)
+        except BaseException:
+            if not _is_committed(self.path, manifest["generation"] + 1):
+                for folder in folders:
+                    shutil.rmtree(folder, ignore_errors=True)
+            raise
+        # the new files were checksummed as they were written: check sizes only
+        self._snapshot = _load_snapshot(self.path, new_manifest, previous=snap, verify=False)
 
     def delete(self, doc_ids: Sequence[str]) -> None:
         """Remove documents by id; other documents keep their ids. Unknown ids are an error."""
@@ -388,6 +455,18 @@ def _next_manifest(
         "segments": kept + new_entries,
         "retired": retired,
     }
+
+
+def _is_committed(path: Path, generation: int) -> bool:
+    """Whether the manifest on disk is already `generation` (then its segments must stay).
+
+    Unreadable counts as committed: keeping orphan segments is harmless, the next write
+    collects them; deleting referenced ones would not be.
+    """
+    try:
+        return read_manifest(path)["generation"] == generation
+    except (ColbertRetrieverError, OSError):
+        return True
 
 
 def _collect_garbage(path: Path, manifest: dict[str, Any]) -> None:

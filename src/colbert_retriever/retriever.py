@@ -17,12 +17,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from colbert_retriever.config import EncoderConfig, IndexConfig, SearchConfig
-from colbert_retriever.encoder import Encoder, check_texts
+from colbert_retriever.encoder import Encoder
 from colbert_retriever.errors import ConfigError, DimensionMismatchError, ModelMismatchError
 from colbert_retriever.index import Index
 from colbert_retriever.maxsim import maxsim, pad_queries
 from colbert_retriever.results import Document, Hit
-from colbert_retriever.storage import DocumentBatch, Filter, Store, check_documents
+from colbert_retriever.storage import DocumentBatch, Filter, Store, check_documents, check_texts
 from colbert_retriever.storage.manifest import read_manifest
 
 

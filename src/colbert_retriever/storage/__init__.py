@@ -55,6 +55,33 @@ class Store(Protocol):
     def search(self, queries: Sequence[np.ndarray], *, k: int, filters: Filter | None = None) -> list[list[Hit]]: ...
 
 
+def check_texts(texts: Sequence[str], what: str) -> list[str]:
+    """Validate a batch of texts at the public edge: a list of non-blank UTF-8 strings.
+
+    Raises `ConfigError` naming the first bad entry.
+    """
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        msg = f"{what} must be a list of strings, got {type(texts).__name__}"
+        raise ConfigError(msg)
+    for i, text in enumerate(texts):
+        _check_string(text, f"{what}[{i}]", allow_blank=False)
+    return list(texts)
+
+
+def _check_string(value: object, what: str, *, allow_blank: bool) -> None:
+    if not isinstance(value, str):
+        msg = f"{what} must be a string, got {type(value).__name__}"
+        raise ConfigError(msg)
+    if not (value if allow_blank else value.strip()):
+        msg = f"{what} is empty or whitespace only"
+        raise ConfigError(msg)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        msg = f"{what} is not valid Unicode (an unpaired surrogate at position {exc.start})"
+        raise ConfigError(msg) from exc
+
+
 def check_documents(ids: Sequence[object], texts: Sequence[object], metadata: Sequence[object]) -> None:
     """Validate one batch at the public edge: string ids, non-blank texts, JSON metadata.
 
@@ -66,21 +93,17 @@ def check_documents(ids: Sequence[object], texts: Sequence[object], metadata: Se
         raise ConfigError(msg)
     seen: set[str] = set()
     for i, (doc_id, text, meta) in enumerate(zip(ids, texts, metadata, strict=True)):
-        if not isinstance(doc_id, str) or not doc_id:
-            msg = f"document id #{i} must be a non-empty string, got {doc_id!r}"
-            raise ConfigError(msg)
+        _check_string(doc_id, f"document id #{i}", allow_blank=True)
         if doc_id in seen:
             msg = f"document id {doc_id!r} appears twice in one add"
             raise DuplicateIdError(msg)
         seen.add(doc_id)
-        if not isinstance(text, str) or not text.strip():
-            msg = f"document {doc_id!r}: text must be a non-blank string, got {text!r:.60}"
-            raise ConfigError(msg)
+        _check_string(text, f"document {doc_id!r}: text", allow_blank=False)
         if not isinstance(meta, dict):
             msg = f"document {doc_id!r}: metadata must be a dict, got {type(meta).__name__}"
             raise ConfigError(msg)
         try:
-            json.dumps(meta, allow_nan=False)
-        except (TypeError, ValueError) as exc:
+            json.dumps(meta, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             msg = f"document {doc_id!r}: metadata must be JSON-serialisable without NaN/inf ({exc})"
             raise ConfigError(msg) from exc

@@ -84,7 +84,7 @@ def write_segment(
 def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segment:
     """Load a segment listed in the manifest, checking every file's size (and checksum)."""
     for name in FILES:
-        _check_file(folder / name, entry["files"][name], verify=verify)
+        check_file(folder / name, entry["files"][name], verify=verify)
     try:
         # copy-on-write mapping: pages are shared and never written, and torch can wrap
         # the array without copying it (it refuses read-only arrays)
@@ -113,7 +113,9 @@ def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segmen
     )
 
 
-def _check_file(path: Path, expected: dict[str, Any], *, verify: bool) -> None:
+def check_file(path: Path, expected: dict[str, Any], *, verify: bool) -> None:
+    """Raise `IndexCorruptError` naming `path` if it is missing, of another size than the
+    manifest says or (with `verify`) fails its sha256."""
     try:
         size = path.stat().st_size
     except FileNotFoundError as exc:
