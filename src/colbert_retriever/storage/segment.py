@@ -90,7 +90,9 @@ def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segmen
         # the array without copying it (it refuses read-only arrays)
         embeddings = np.load(folder / "embeddings.npy", mmap_mode="c", allow_pickle=False)
         doclens = np.load(folder / "doclens.npy", allow_pickle=False)
-        rows = [json.loads(line) for line in (folder / "documents.jsonl").read_text("utf-8").splitlines()]
+        # "\n" only: str.splitlines would also split at U+0085 or U+2028 inside a text
+        lines = (folder / "documents.jsonl").read_text("utf-8").split("\n")
+        rows = [json.loads(line) for line in lines if line]
     except (OSError, ValueError) as exc:
         msg = f"cannot read segment {folder}: {exc}"
         raise IndexCorruptError(msg) from exc
