@@ -149,6 +149,8 @@ def replay(journal: Path) -> tuple[dict[int, int], dict | None, int]:
         last = entry["n"]
         if entry.get("done"):
             state, pending = apply(state, pending), None
+        elif entry.get("aborted"):
+            pending = None
         else:
             pending = entry
     return state, pending, last + 1
@@ -217,6 +219,10 @@ def main() -> int:
             except Exception as exc:
                 problems.append(f"after kill {kills}: {type(exc).__name__}: {exc}")
                 continue
+            if pending:  # settle the write in flight: it landed whole, or not at all
+                landed = got == apply(done_state, pending) and got != done_state
+                with open(journal, "a", encoding="utf-8") as log:
+                    log.write(json.dumps({"n": pending["n"], "done" if landed else "aborted": True}) + "\n")
             allowed = [done_state] + ([apply(done_state, pending)] if pending else [])
             if got not in allowed:
                 missing = set(done_state) - set(got)

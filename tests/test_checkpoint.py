@@ -82,6 +82,16 @@ def test_pickled_weights_are_refused(checkpoints, tmp_path: Path) -> None:
     assert load_checkpoint(folder).projection[0].weight.shape == (16, 32)
 
 
+def test_pickled_transformer_weights_are_refused(checkpoints, tmp_path: Path) -> None:
+    folder = tmp_path / "pickled-bert"
+    shutil.copytree(checkpoints["plain"], folder)
+    (folder / "model.safetensors").unlink()
+    with open(folder / "pytorch_model.bin", "wb") as f:
+        pickle.dump({"embeddings.word_embeddings.weight": _Payload()}, f, protocol=2)
+    with pytest.raises(CheckpointError):
+        Encoder.from_pretrained(folder)
+
+
 def test_missing_folder_and_offline_hub_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "nope")

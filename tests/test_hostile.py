@@ -50,6 +50,8 @@ def test_documents_round_trip_and_search_never_crashes(encoder: Encoder, docs, q
         assert len(hits) == min(k, len(docs))  # k larger than the corpus returns the corpus
         assert {h.doc_id for h in hits} <= set(doc_ids)
         assert all(-1 - 1e-3 <= h.normalized_score <= 1 + 1e-3 for h in hits)
+        # ids such as "../x" never became paths: nothing beside or inside the index but its own files
+        assert [p.name for p in Path(folder).iterdir()] == ["idx"]
         assert sorted(p.name for p in Path(folder, "idx").iterdir()) == ["manifest.json", "segments", "write.lock"]
 
 

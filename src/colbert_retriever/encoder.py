@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import pickle  # only for its error type: torch reads weights with weights_only=True
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -155,8 +156,8 @@ class Encoder:
                 transformer, info = AutoModel.from_pretrained(
                     path, output_loading_info=True, trust_remote_code=trust_remote_code
                 )
-        except (OSError, ValueError, KeyError) as exc:
-            msg = f"cannot load the transformer in {path}: {exc}"
+        except (OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+            msg = f"cannot load the transformer in {path}: {str(exc).splitlines()[0]}"
             raise CheckpointError(msg) from exc
         missing = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))
         if missing:
