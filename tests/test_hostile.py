@@ -37,8 +37,11 @@ def _fresh(encoder: Encoder, folder: str) -> ColBERT:
 
 
 @SETTINGS
-@given(docs=st.lists(st.tuples(ids, texts | huge_texts, metadata), min_size=1, max_size=6, unique_by=lambda d: d[0]),
-       query=texts, k=st.integers(1, 50))
+@given(
+    docs=st.lists(st.tuples(ids, texts | huge_texts, metadata), min_size=1, max_size=6, unique_by=lambda d: d[0]),
+    query=texts,
+    k=st.integers(1, 50),
+)
 def test_documents_round_trip_and_search_never_crashes(encoder: Encoder, docs, query: str, k: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         retriever = _fresh(encoder, folder)
@@ -56,18 +59,20 @@ def test_documents_round_trip_and_search_never_crashes(encoder: Encoder, docs, q
 
 
 @SETTINGS
-@given(bad=st.one_of(
-    st.tuples(st.just("x"), st.just("text"), st.just({"v": math.nan})),
-    st.tuples(st.just("x"), st.just("text"), st.just({"v": [1, {"w": -math.inf}]})),
-    st.tuples(st.just("x"), st.just("text"), st.just({"v": object()})),
-    st.tuples(st.just("x"), st.text(alphabet=" \t\n\r\x0b\x0c\u3000", max_size=5), st.just({})),
-    st.tuples(st.just("x"), st.just("half a pair \ud800"), st.just({})),
-    st.tuples(st.just("\udfff"), st.just("text"), st.just({})),
-    st.tuples(st.integers(), st.just("text"), st.just({})),
-    st.tuples(st.just(""), st.just("text"), st.just({})),
-    st.tuples(st.just("x"), st.binary(min_size=1), st.just({})),
-    st.tuples(st.just("x"), st.just("text"), st.lists(st.integers(), max_size=2)),
-))
+@given(
+    bad=st.one_of(
+        st.tuples(st.just("x"), st.just("text"), st.just({"v": math.nan})),
+        st.tuples(st.just("x"), st.just("text"), st.just({"v": [1, {"w": -math.inf}]})),
+        st.tuples(st.just("x"), st.just("text"), st.just({"v": object()})),
+        st.tuples(st.just("x"), st.text(alphabet=" \t\n\r\x0b\x0c\u3000", max_size=5), st.just({})),
+        st.tuples(st.just("x"), st.just("half a pair \ud800"), st.just({})),
+        st.tuples(st.just("\udfff"), st.just("text"), st.just({})),
+        st.tuples(st.integers(), st.just("text"), st.just({})),
+        st.tuples(st.just(""), st.just("text"), st.just({})),
+        st.tuples(st.just("x"), st.binary(min_size=1), st.just({})),
+        st.tuples(st.just("x"), st.just("text"), st.lists(st.integers(), max_size=2)),
+    )
+)
 def test_bad_documents_are_refused_and_change_nothing(encoder: Encoder, bad) -> None:
     with tempfile.TemporaryDirectory() as folder:
         retriever = _fresh(encoder, folder)

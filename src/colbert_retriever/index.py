@@ -41,8 +41,16 @@ from colbert_retriever.results import Document, Hit
 from colbert_retriever.search.exact import exact_search
 from colbert_retriever.storage import DocumentBatch, Filter, check_documents
 from colbert_retriever.storage.atomic import writer_lock
-from colbert_retriever.storage.manifest import FORMAT_VERSION, MANIFEST, read_manifest, write_manifest
-from colbert_retriever.storage.segment import FILES, Segment, check_file, load_segment, write_segment
+from colbert_retriever.storage.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    collect_garbage,
+    is_committed,
+    next_manifest,
+    read_manifest,
+    write_manifest,
+)
+from colbert_retriever.storage.segment import FILES, Segment, check_file, deleted_mask, load_segment, write_segment
 
 
 @dataclass(frozen=True)
@@ -277,7 +285,7 @@ class Index:
         snap = self._snapshot
         if manifest["generation"] != snap.generation:  # another process wrote since we loaded
             snap = _load_snapshot(self.path, manifest, previous=snap, verify=True)
-        _collect_garbage(self.path, manifest)
+        collect_garbage(self.path, manifest)
         unknown = [d for d in delete if d not in snap.locations]
         if unknown:
             msg = f"cannot delete {len(unknown)} id(s) not in the index: {unknown[:5]}"
@@ -301,13 +309,14 @@ class Index:
                 folders.append(self.path / "segments" / uuid.uuid4().hex)
                 new_entries.append(write_segment(folders[-1], batch.ids, batch.texts, batch.metadata, batch.vectors))
             tombstones = {seg.name: set(np.flatnonzero(seg.deleted).tolist()) for seg in snap.segments}
+            doclens = {seg.name: np.diff(seg.offsets) for seg in snap.segments}
             for doc_id in removed:
                 seg_no, row = snap.locations[doc_id]
                 tombstones[snap.segments[seg_no].name].add(row)
-            new_manifest = _next_manifest(manifest, snap.segments, tombstones, new_entries)
+            new_manifest = next_manifest(manifest, doclens, tombstones, new_entries)
             write_manifest(self.path, new_manifest)
         except BaseException:
-            if not _is_committed(self.path, manifest["generation"] + 1):
+            if not is_committed(self.path, manifest["generation"] + 1):
                 for folder in folders:
                     shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -416,10 +425,8 @@ def _load_snapshot(path: Path, manifest: dict[str, Any], *, previous: _Snapshot 
     loaded = {seg.name: seg for seg in previous.segments} if previous else {}
     segments = []
     for entry in manifest["segments"]:
-        deleted = np.zeros(entry["n_documents"], dtype=bool)
-        deleted[np.asarray(entry["deleted"], dtype=np.int64)] = True
         if entry["name"] in loaded:
-            segments.append(dataclasses.replace(loaded[entry["name"]], deleted=deleted))
+            segments.append(dataclasses.replace(loaded[entry["name"]], deleted=deleted_mask(entry)))
         else:
             segments.append(load_segment(path / "segments" / entry["name"], entry, verify=verify))
     locations = {}
@@ -429,53 +436,6 @@ def _load_snapshot(path: Path, manifest: dict[str, Any], *, previous: _Snapshot 
     bases = np.zeros(len(segments) + 1, dtype=np.int64)
     np.cumsum([len(seg.doc_ids) for seg in segments], out=bases[1:])
     return _Snapshot(manifest=manifest, segments=tuple(segments), locations=locations, bases=bases)
-
-
-def _next_manifest(
-    manifest: dict[str, Any],
-    segments: Sequence[Segment],
-    tombstones: dict[str, set[int]],
-    new_entries: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The manifest after a write: tombstones applied, emptied segments retired."""
-    kept, retired, n_tokens = [], [], 0
-    for entry, segment in zip(manifest["segments"], segments, strict=True):
-        deleted = sorted(tombstones[entry["name"]])
-        if len(deleted) == entry["n_documents"]:
-            retired.append(entry["name"])
-            continue
-        kept.append({**entry, "deleted": deleted})
-        n_tokens += entry["n_tokens"] - int(np.diff(segment.offsets)[deleted].sum())
-    return {
-        **manifest,
-        "library_version": __version__,
-        "generation": manifest["generation"] + 1,
-        "n_documents": sum(e["n_documents"] - len(e["deleted"]) for e in kept + new_entries),
-        "n_tokens": n_tokens + sum(e["n_tokens"] for e in new_entries),
-        "segments": kept + new_entries,
-        "retired": retired,
-    }
-
-
-def _is_committed(path: Path, generation: int) -> bool:
-    """Whether the manifest on disk is already `generation` (then its segments must stay).
-
-    Unreadable counts as committed: keeping orphan segments is harmless, the next write
-    collects them; deleting referenced ones would not be.
-    """
-    try:
-        return read_manifest(path)["generation"] == generation
-    except (ColbertRetrieverError, OSError):
-        return True
-
-
-def _collect_garbage(path: Path, manifest: dict[str, Any]) -> None:
-    """Remove segment folders no manifest refers to (left by a crashed writer, or retired
-    one commit ago: a reader of the previous manifest may still be loading those)."""
-    keep = {e["name"] for e in manifest["segments"]} | set(manifest.get("retired", []))
-    for folder in (path / "segments").iterdir():
-        if folder.name not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _live_batches(snap: _Snapshot, size: int) -> Iterable[DocumentBatch]:

@@ -108,7 +108,7 @@ class ColBERT:
             DimensionMismatchError, ModelMismatchError: `model` is not the index's model.
         """
         recorded = read_manifest(Path(path))["model"]
-        config = EncoderConfig(**{**recorded["layout"], "skiplist": tuple(recorded["layout"]["skiplist"])})
+        config = EncoderConfig(**recorded["layout"])  # the index's token layout, not the checkpoint's defaults
         encoder = Encoder.from_pretrained(
             model if model is not None else recorded["name"],
             config=config,

@@ -100,8 +100,6 @@ def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segmen
     if len(doclens) != n_docs or len(rows) != n_docs or embeddings.shape[0] != int(doclens.sum()):
         msg = f"segment {folder} does not match its manifest entry (documents or tokens differ)"
         raise IndexCorruptError(msg)
-    deleted = np.zeros(n_docs, dtype=bool)
-    deleted[np.asarray(entry["deleted"], dtype=np.int64)] = True
     offsets = np.zeros(n_docs + 1, dtype=np.int64)
     np.cumsum(doclens, out=offsets[1:])
     return Segment(
@@ -111,8 +109,15 @@ def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segmen
         doc_ids=[r["doc_id"] for r in rows],
         texts=[r["text"] for r in rows],
         metadata=[r["metadata"] for r in rows],
-        deleted=deleted,
+        deleted=deleted_mask(entry),
     )
+
+
+def deleted_mask(entry: dict[str, Any]) -> np.ndarray:
+    """(n_documents,) bool tombstones of a manifest segment entry."""
+    deleted = np.zeros(entry["n_documents"], dtype=bool)
+    deleted[np.asarray(entry["deleted"], dtype=np.int64)] = True
+    return deleted
 
 
 def check_file(path: Path, expected: dict[str, Any], *, verify: bool) -> None:
