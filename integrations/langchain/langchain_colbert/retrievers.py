@@ -1,0 +1,125 @@
+"""`ColBERTRetriever`: a LangChain retriever over a colbert-retriever index.
+
+It converts types only: search, filtering and storage are the core's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field
+
+from colbert_retriever import ColBERT, Hit
+
+
+def hit_to_document(hit: Hit) -> Document:
+    """A core `Hit` as a LangChain `Document`; id, score and rank go into the metadata."""
+    metadata = {**hit.metadata, "id": hit.doc_id, "score": hit.score, "rank": hit.rank}
+    return Document(id=hit.doc_id, page_content=hit.text, metadata=metadata)
+
+
+class ColBERTRetriever(BaseRetriever):
+    """Late-interaction (ColBERT) retrieval as a LangChain retriever.
+
+    Example:
+        .. code-block:: python
+
+            retriever = ColBERTRetriever.from_texts(texts, model="colbert-ir/colbertv2.0", k=4)
+            docs = retriever.invoke("what is late interaction?")
+
+    Attributes:
+        colbert: The core retriever (an index plus its encoder).
+        k: Documents returned per query; `invoke(query, k=...)` overrides it.
+        filter: Metadata equalities (dict) or a callable(metadata) -> bool.
+        search_kwargs: Extra keyword arguments for `ColBERT.search` (e.g. {"k": 8}).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    colbert: ColBERT
+    k: int = 4
+    filter: dict[str, Any] | Callable[[dict[str, Any]], bool] | None = None
+    search_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        metadatas: Iterable[dict[str, Any]] | None = None,
+        ids: Iterable[str] | None = None,
+        *,
+        model: str | Path,
+        index_path: str | Path | None = None,
+        k: int = 4,
+        **kwargs: Any,
+    ) -> ColBERTRetriever:
+        """Encode `texts` into a new index at `index_path` (a temporary folder if None).
+
+        `model` is a local checkpoint folder or a Hugging Face id, as in the core.
+        Other keyword arguments are fields of this class (`filter`, `search_kwargs`).
+        """
+        path = Path(index_path) if index_path is not None else Path(tempfile.mkdtemp(prefix="colbert-")) / "index"
+        colbert = ColBERT.create(path, model=model)
+        colbert.add(texts, ids=ids, metadata=metadatas)
+        return cls(colbert=colbert, k=k, **kwargs)
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Sequence[Document],
+        *,
+        model: str | Path,
+        index_path: str | Path | None = None,
+        k: int = 4,
+        **kwargs: Any,
+    ) -> ColBERTRetriever:
+        """Like `from_texts`, with each document's `id` (when set) as its id."""
+        texts, metadatas, ids = _unpack(documents)
+        return cls.from_texts(texts, metadatas, ids, model=model, index_path=index_path, k=k, **kwargs)
+
+    @classmethod
+    def from_index(
+        cls, index_path: str | Path, *, model: str | Path | None = None, k: int = 4, **kwargs: Any
+    ) -> ColBERTRetriever:
+        """Open an existing index (with the model recorded in it unless `model` is given)."""
+        return cls(colbert=ColBERT.open(index_path, model=model), k=k, **kwargs)
+
+    def add_documents(self, documents: Sequence[Document], **kwargs: Any) -> list[str]:
+        """Add documents (ids from `ids=` or each document's `id`); return their ids."""
+        texts, metadatas, ids = _unpack(documents)
+        return self.colbert.add(texts, ids=kwargs.get("ids", ids), metadata=metadatas)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete documents by id."""
+        self.colbert.delete(list(ids))
+
+    def _search_args(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"k": self.k, "filters": self.filter, **self.search_kwargs, **kwargs}
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        return [hit_to_document(hit) for hit in self.colbert.search(query, **self._search_args(kwargs))]
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        # The search is CPU-bound: run it in a worker thread, never on the event loop.
+        hits = await asyncio.to_thread(self.colbert.search, query, **self._search_args(kwargs))
+        return [hit_to_document(hit) for hit in hits]
+
+
+def _unpack(documents: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]], list[str] | None]:
+    ids = [doc.id for doc in documents]
+    return (
+        [doc.page_content for doc in documents],
+        [dict(doc.metadata) for doc in documents],
+        ids if all(ids) else None,
+    )

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import langchain_colbert
+import pytest
+from langchain_colbert import ColBERTRerank, ColBERTRetriever
+from langchain_core.documents import Document
+from langchain_tests.integration_tests import RetrieversIntegrationTests
+
+from colbert_retriever import ColBERT, DocumentNotFoundError
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(langchain_colbert.__all__) == ["ColBERTRerank", "ColBERTRetriever"]
+
+
+class TestStandardRetriever(RetrieversIntegrationTests):
+    """LangChain's own standard retriever suite."""
+
+    @pytest.fixture(autouse=True)
+    def _use_example_index(self, colbert: ColBERT) -> None:
+        self.colbert = colbert
+
+    @property
+    def retriever_constructor(self) -> type[ColBERTRetriever]:
+        return ColBERTRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict:
+        return {"colbert": self.colbert}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "Who wrote Hamlet?"
+
+
+def test_documents_carry_id_score_rank_and_metadata(colbert: ColBERT) -> None:
+    docs = ColBERTRetriever(colbert=colbert, k=3).invoke("Which hormone controls blood sugar?")
+    assert [d.metadata["rank"] for d in docs] == [1, 2, 3]
+    assert docs[0].id == docs[0].metadata["id"] == "insulin"
+    assert docs[0].metadata["title"] == "Insulin"
+    assert docs[0].metadata["score"] > docs[1].metadata["score"]
+    expected = colbert.search("Which hormone controls blood sugar?", k=3)
+    assert [(d.id, d.metadata["score"]) for d in docs] == [(h.doc_id, h.score) for h in expected]
+
+
+def test_filter_and_search_kwargs(colbert: ColBERT) -> None:
+    retriever = ColBERTRetriever(colbert=colbert, filter={"title": "Coffee"}, search_kwargs={"k": 10})
+    assert [d.id for d in retriever.invoke("a drink")] == ["coffee"]
+    retriever = ColBERTRetriever(colbert=colbert, filter=lambda m: m["title"].startswith("M"))
+    assert {d.id for d in retriever.invoke("anything", k=10)} == {"mitochondria", "everest"}
+
+
+def test_async_search_runs_off_the_event_loop(colbert: ColBERT) -> None:
+    retriever = ColBERTRetriever(colbert=colbert, k=2)
+    loop_thread: list[int] = []
+    search_threads: list[int] = []
+    original = colbert.search
+
+    def spy(*args, **kwargs):
+        search_threads.append(threading.get_ident())
+        time.sleep(0.2)
+        return original(*args, **kwargs)
+
+    async def main() -> list[Document]:
+        loop_thread.append(threading.get_ident())
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        docs = await retriever.ainvoke("Who wrote Hamlet?")
+        task.cancel()
+        assert ticks >= 5  # the loop kept running while the search slept in its thread
+        return docs
+
+    colbert.search = spy
+    try:
+        docs = asyncio.run(main())
+    finally:
+        del colbert.search
+    assert docs[0].id == "shakespeare"
+    assert search_threads
+    assert search_threads[0] != loop_thread[0]
+
+
+def test_builders_add_and_delete(model_path: Path, tmp_path: Path) -> None:
+    docs = [
+        Document(id="a", page_content="The cat sat on the mat.", metadata={"kind": "pet"}),
+        Document(id="b", page_content="Stock markets fell sharply on Monday.", metadata={"kind": "news"}),
+    ]
+    retriever = ColBERTRetriever.from_documents(docs, model=model_path, index_path=tmp_path / "idx", k=1)
+    assert retriever.invoke("where did the cat sit?")[0].id == "a"
+    assert retriever.add_documents([Document(id="c", page_content="Dogs love to fetch sticks.")]) == ["c"]
+    reopened = ColBERTRetriever.from_index(tmp_path / "idx", k=5)
+    assert {d.id for d in reopened.invoke("dogs")} == {"a", "b", "c"}
+    reopened.delete(["a"])
+    assert {d.id for d in reopened.invoke("cat", k=5)} == {"b", "c"}
+    with pytest.raises(DocumentNotFoundError):  # core errors pass through unchanged
+        reopened.delete(["a"])
+    in_temp = ColBERTRetriever.from_texts(["one text", "another text"], ids=["x", "y"], model=model_path, k=2)
+    assert {d.id for d in in_temp.invoke("text")} == {"x", "y"}
+
+
+def test_rerank_reorders_and_keeps_top_n(model_path: Path) -> None:
+    reranker = ColBERTRerank.from_pretrained(model_path, top_n=2, show_progress=False)
+    docs = [
+        Document(page_content="Bananas are yellow.", metadata={"n": 0}),
+        Document(page_content="The Eiffel Tower stands in Paris.", metadata={"n": 1}),
+        Document(page_content="Paris is the capital of France.", metadata={"n": 2}),
+    ]
+    kept = reranker.compress_documents(docs, "Where is the Eiffel Tower?")
+    assert [d.metadata["n"] for d in kept] == [1, 2]
+    assert [d.metadata["rank"] for d in kept] == [1, 2]
+    assert kept[0].metadata["score"] > kept[1].metadata["score"]
+    assert reranker.compress_documents([], "q") == []
+
+
+def test_contextual_compression_over_another_retriever(colbert: ColBERT, model_path: Path) -> None:
+    from langchain_classic.retrievers import ContextualCompressionRetriever
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    texts = [hit.text for hit in colbert.search("anything", k=20)]
+    store = InMemoryVectorStore.from_texts(texts, DeterministicFakeEmbedding(size=16))  # random-quality retriever
+    base = store.as_retriever(search_kwargs={"k": 20})
+    reranker = ColBERTRerank(colbert=colbert, top_n=1)
+    pipeline = ContextualCompressionRetriever(base_compressor=reranker, base_retriever=base)
+    (best,) = pipeline.invoke("Which protocol guarantees that data arrives in order?")
+    assert best.page_content.startswith("TCP")

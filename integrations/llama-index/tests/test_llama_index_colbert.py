@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import llama_index.retrievers.colbert as package
+import pytest
+from llama_index.core import Document, Settings
+from llama_index.core.llms import MockLLM
+from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.retrievers import QueryFusionRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
+from llama_index.retrievers.colbert import ColBERTRerank, ColBERTRetriever
+
+from colbert_retriever import ColBERT, DocumentNotFoundError
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(package.__all__) == ["ColBERTRerank", "ColBERTRetriever"]
+
+
+def test_retrieve_returns_nodes_with_scores(colbert: ColBERT) -> None:
+    nodes = ColBERTRetriever(colbert, similarity_top_k=3).retrieve("Which hormone controls blood sugar?")
+    assert nodes[0].node.node_id == "insulin"
+    assert [n.node.metadata["rank"] for n in nodes] == [1, 2, 3]
+    expected = colbert.search("Which hormone controls blood sugar?", k=3)
+    assert [(n.node.node_id, n.score) for n in nodes] == [(h.doc_id, h.score) for h in expected]
+    assert "score" not in nodes[0].node.get_content(metadata_mode="llm")  # result keys stay out of prompts
+    assert "Insulin" in nodes[0].node.get_content(metadata_mode="llm")
+
+
+def test_async_retrieve(colbert: ColBERT) -> None:
+    nodes = asyncio.run(ColBERTRetriever(colbert, similarity_top_k=1).aretrieve("Who wrote Hamlet?"))
+    assert nodes[0].node.node_id == "shakespeare"
+
+
+def test_metadata_filters(colbert: ColBERT) -> None:
+    filters = MetadataFilters(filters=[MetadataFilter(key="title", value="Coffee")])
+    nodes = ColBERTRetriever(colbert, similarity_top_k=5, filters=filters).retrieve("a drink")
+    assert [n.node.node_id for n in nodes] == ["coffee"]
+    unsupported = MetadataFilters(filters=[MetadataFilter(key="title", value="A", operator=FilterOperator.GT)])
+    with pytest.raises(ValueError, match="equality"):
+        ColBERTRetriever(colbert, filters=unsupported)
+
+
+def test_builders_insert_and_delete(model_path: Path, tmp_path: Path) -> None:
+    docs = [
+        Document(id_="a", text="The cat sat on the mat.", metadata={"kind": "pet"}),
+        Document(id_="b", text="Stock markets fell sharply on Monday.", metadata={"kind": "news"}),
+    ]
+    retriever = ColBERTRetriever.from_documents(docs, model=model_path, index_path=tmp_path / "idx", similarity_top_k=1)
+    assert retriever.retrieve("where did the cat sit?")[0].node.node_id == "a"
+    assert retriever.insert([TextNode(id_="c", text="Dogs love to fetch sticks.")]) == ["c"]
+    reopened = ColBERTRetriever.from_index(tmp_path / "idx", similarity_top_k=5)
+    assert {n.node.node_id for n in reopened.retrieve("dogs")} == {"a", "b", "c"}
+    reopened.delete(["a"])
+    assert {n.node.node_id for n in reopened.retrieve("cat")} == {"b", "c"}
+    with pytest.raises(DocumentNotFoundError):
+        reopened.delete(["a"])
+    nodes = [TextNode(id_="x", text="one passage"), TextNode(id_="y", text="another passage")]
+    assert len(ColBERTRetriever.from_nodes(nodes, model=model_path).retrieve("passage")) == 2
+
+
+def test_rerank_postprocessor(model_path: Path) -> None:
+    reranker = ColBERTRerank.from_pretrained(model_path, top_n=2, show_progress=False)
+    nodes = [
+        NodeWithScore(node=TextNode(id_="0", text="Bananas are yellow."), score=0.9),
+        NodeWithScore(node=TextNode(id_="1", text="The Eiffel Tower stands in Paris."), score=0.1),
+        NodeWithScore(node=TextNode(id_="2", text="Paris is the capital of France."), score=0.5),
+    ]
+    kept = reranker.postprocess_nodes(nodes, query_str="Where is the Eiffel Tower?")
+    assert [n.node.node_id for n in kept] == ["1", "2"]
+    assert kept[0].score > kept[1].score
+    with pytest.raises(ValueError, match="query"):
+        reranker.postprocess_nodes(nodes)
+
+
+def test_inside_query_engine_and_fusion(colbert: ColBERT) -> None:
+    Settings.llm = MockLLM()
+    retriever = ColBERTRetriever(colbert, similarity_top_k=2)
+    engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
+    response = engine.query("Which protocol guarantees that data arrives in order?")
+    assert response.source_nodes[0].node.node_id == "tcp"
+    fusion = QueryFusionRetriever([retriever], similarity_top_k=2, num_queries=1, llm=MockLLM(), use_async=False)
+    assert fusion.retrieve(QueryBundle("Who wrote Hamlet?"))[0].node.node_id == "shakespeare"
