@@ -116,3 +116,9 @@ def test_remote_code_stays_off(checkpoints, tmp_path: Path) -> None:
     (folder / "modeling_evil.py").write_text("raise SystemExit('remote code ran')\n")
     with pytest.raises(CheckpointError):
         Encoder.from_pretrained(folder)
+
+
+def test_local_folder_is_recorded_by_absolute_path(checkpoints, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(checkpoints["plain"].parent)
+    checkpoint = load_checkpoint("./plain")
+    assert checkpoint.name == str(checkpoints["plain"].resolve())

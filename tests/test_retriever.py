@@ -117,6 +117,8 @@ def test_bad_inputs(retriever: ColBERT) -> None:
         retriever.add(["a", "b"], ids=["only-one"])
     with pytest.raises(ConfigError, match="more ids"):
         retriever.add(["a"], ids=["1", "2"])
+    with pytest.raises(ConfigError, match="more metadata"):
+        retriever.add(["a"], metadata=[None, None])
     with pytest.raises(DuplicateIdError):
         retriever.add(["a", "b"], ids=["x", "x"])
     with pytest.raises(ConfigError):

@@ -59,7 +59,7 @@ class Checkpoint:
     """A resolved checkpoint folder: what `Encoder` needs to build the model.
 
     Attributes:
-        name: What the caller passed (hub id or path); recorded in index manifests.
+        name: The hub id, or the folder's absolute path; recorded in index manifests.
         path: The local folder holding the files.
         format: "stanford", "pylate" or "transformers".
         config: Token layout read from the checkpoint's own files.
@@ -119,7 +119,9 @@ def load_checkpoint(model: str | Path) -> Checkpoint:
         fmt = "transformers"
         config, projection = _read_plain(path), ()
         logger.info("%s has no ColBERT projection: using its token states (zero-shot)", path)
-    return Checkpoint(name=str(model), path=path, format=fmt, config=config, projection=projection)
+    # a local folder is recorded by its absolute path, so the index opens from any directory
+    name = str(path) if Path(model).expanduser().is_dir() else str(model)
+    return Checkpoint(name=name, path=path, format=fmt, config=config, projection=projection)
 
 
 def _read_json(path: Path) -> Any:

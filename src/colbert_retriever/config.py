@@ -39,7 +39,7 @@ class EncoderConfig:
         attend_to_expansion: Whether the [MASK] padding is attended to by the encoder.
         skiplist: Tokens whose document vectors are dropped (punctuation in ColBERT).
         batch_size: Texts per forward pass.
-        precision: "bfloat16" runs the encoder under CPU autocast: about 1.7x faster on
+        precision: "bfloat16" runs the encoder under CPU autocast: 1.7-3.4x faster on
             recent CPUs, at a small quality cost; "float32" reproduces the references.
         show_progress: Show a tqdm bar while encoding more than one batch.
         n_threads: If set, `torch.set_num_threads(n_threads)` when the encoder is built.

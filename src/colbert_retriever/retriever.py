@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from colbert_retriever.config import EncoderConfig, IndexConfig, SearchConfig
 from colbert_retriever.encoder import Encoder
-from colbert_retriever.errors import ConfigError, DimensionMismatchError, ModelMismatchError
+from colbert_retriever.errors import ConfigError, DimensionMismatchError, IndexCorruptError, ModelMismatchError
 from colbert_retriever.index import Index
 from colbert_retriever.maxsim import maxsim, pad_queries
 from colbert_retriever.results import Document, Hit
@@ -108,7 +108,11 @@ class ColBERT:
             DimensionMismatchError, ModelMismatchError: `model` is not the index's model.
         """
         recorded = read_manifest(Path(path))["model"]
-        config = EncoderConfig(**recorded["layout"])  # the index's token layout, not the checkpoint's defaults
+        try:  # the index's token layout, not the checkpoint's defaults
+            config = EncoderConfig(**recorded["layout"])
+        except (KeyError, TypeError) as exc:
+            msg = f"index {path}: the model settings in its manifest are unreadable ({exc})"
+            raise IndexCorruptError(msg) from exc
         encoder = Encoder.from_pretrained(
             model if model is not None else recorded["name"],
             config=config,
@@ -256,8 +260,9 @@ class ColBERT:
                 written.extend(chunk_ids)
                 yield DocumentBatch(ids=chunk_ids, texts=chunk, metadata=chunk_meta, vectors=vectors)
                 bar.update(len(chunk))
+        end = object()  # a metadata entry may itself be None
         leftovers = [
-            name for name, it in (("ids", id_iter), ("metadata", meta_iter)) if it and next(it, None) is not None
+            name for name, it in (("ids", id_iter), ("metadata", meta_iter)) if it and next(it, end) is not end
         ]
         if leftovers:
             msg = f"more {' and '.join(leftovers)} than texts were given"
