@@ -8,9 +8,10 @@ from types import ModuleType
 import pytest
 
 from colbert_retriever import maxsim, metrics
+from colbert_retriever.search import codec
 
 
-@pytest.mark.parametrize("module", [maxsim, metrics], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [maxsim, metrics, codec], ids=lambda m: m.__name__)
 def test_docstring_examples(module: ModuleType) -> None:
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0

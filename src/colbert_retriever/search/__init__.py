@@ -1,1 +1,1 @@
-"""Search over stored token vectors: exact MaxSim (`exact.py`)."""
+"""Search over stored token vectors: exact MaxSim (`exact.py`); residual compression (`codec.py`)."""
