@@ -4,7 +4,7 @@ import numpy as np
 
 from colbert_retriever.maxsim import maxsim
 from colbert_retriever.search.codec import ResidualCodec
-from colbert_retriever.search.plaid import PlaidParams, _token_ranges, compress, search
+from colbert_retriever.search.plaid import PlaidParams, _gather, compress, search
 
 
 def corpus(n_docs: int, dim: int = 64, n_topics: int = 50, seed: int = 0):
@@ -22,9 +22,11 @@ def corpus(n_docs: int, dim: int = 64, n_topics: int = 50, seed: int = 0):
     return np.concatenate(docs).astype(np.float32), offsets, topics, rng
 
 
-def test_token_ranges() -> None:
+def test_gather() -> None:
     offsets = np.array([0, 3, 5, 9])
-    assert _token_ranges(offsets, np.array([2, 0])).tolist() == [5, 6, 7, 8, 0, 1, 2]
+    tokens, local = _gather(offsets, np.array([2, 0]))
+    assert tokens.tolist() == [5, 6, 7, 8, 0, 1, 2]
+    assert local.tolist() == [0, 4, 7]
 
 
 def test_inverted_lists_hold_every_document_of_each_centroid() -> None:

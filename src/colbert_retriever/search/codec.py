@@ -71,18 +71,16 @@ class ResidualCodec:
             raise MissingDependencyError(msg) from exc
         kmeans = faiss.Kmeans(dim, n_centroids, niter=niter, seed=seed, spherical=True, verbose=False)
         kmeans.train(sample)
-        centroids = kmeans.centroids / np.linalg.norm(kmeans.centroids, axis=1, keepdims=True)
-        untrained = cls(centroids.astype(np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32), nbits)
-        residuals = (sample - untrained.centroids[untrained.assign(sample)]).ravel()
+        centroids = (kmeans.centroids / np.linalg.norm(kmeans.centroids, axis=1, keepdims=True)).astype(np.float32)
+        residuals = (sample - centroids[_nearest(sample, centroids)]).ravel()
         levels = 1 << nbits
         cutoffs = np.quantile(residuals, np.arange(1, levels) / levels).astype(np.float32)
         weights = np.quantile(residuals, (np.arange(levels) + 0.5) / levels).astype(np.float32)
-        return cls(untrained.centroids, cutoffs, weights, nbits)
+        return cls(centroids, cutoffs, weights, nbits)
 
     def assign(self, vectors: np.ndarray) -> np.ndarray:
         """(n,) int32 id of each vector's most similar centroid."""
-        scores = vectors.astype(np.float32) @ self.centroids.T  # (n, n_centroids)
-        return scores.argmax(axis=1).astype(np.int32)
+        return _nearest(vectors, self.centroids)
 
     def encode(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Compress (n, dim) vectors into codes (n,) int32 and residuals (n, dim * nbits / 8) uint8."""
@@ -96,6 +94,11 @@ class ResidualCodec:
         buckets = _unpack(residuals, self.nbits, self.dim)
         vectors = self.centroids[codes] + self.weights[buckets]
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _nearest(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    scores = vectors.astype(np.float32) @ centroids.T  # (n, n_centroids)
+    return scores.argmax(axis=1).astype(np.int32)
 
 
 def _pack(buckets: np.ndarray, nbits: int) -> np.ndarray:

@@ -80,7 +80,7 @@ def search(arrays: PlaidArrays, query: np.ndarray, *, k: int, params: PlaidParam
     centroid_scores = query.astype(np.float32) @ arrays.codec.centroids.T  # (q_len, n_centroids)
     cells = np.argpartition(-centroid_scores, params.ncells - 1, axis=1)[:, : params.ncells].ravel()
     starts, ends = arrays.ivf_offsets[cells], arrays.ivf_offsets[cells + 1]
-    candidates = np.unique(np.concatenate([arrays.ivf_docs[s:e] for s, e in zip(starts, ends, strict=False)]))
+    candidates = np.unique(np.concatenate([arrays.ivf_docs[s:e] for s, e in zip(starts, ends, strict=True)]))
     if len(candidates) == 0:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)
 
@@ -90,10 +90,8 @@ def search(arrays: PlaidArrays, query: np.ndarray, *, k: int, params: PlaidParam
     best = candidates[_top(approx, params.ndocs)]
 
     # exact MaxSim on decompressed vectors of the survivors
-    tokens = _token_ranges(arrays.offsets, best)
+    tokens, local = _gather(arrays.offsets, best)
     vectors = arrays.codec.decode(arrays.codes[tokens], arrays.residuals[tokens])
-    lengths = np.diff(arrays.offsets)[best]
-    local = np.concatenate([[0], np.cumsum(lengths)])
     scores = maxsim(query[None].astype(np.float32), vectors, local)[0]
     order = _top(scores, k)
     order = order[np.argsort(-scores[order], kind="stable")]
@@ -101,20 +99,20 @@ def search(arrays: PlaidArrays, query: np.ndarray, *, k: int, params: PlaidParam
 
 
 def _interaction(arrays: PlaidArrays, centroid_scores: np.ndarray, penalty: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    tokens = _token_ranges(arrays.offsets, docs)
+    tokens, local = _gather(arrays.offsets, docs)
     codes = arrays.codes[tokens]
     sims = centroid_scores[:, codes] + penalty[codes]  # (q_len, n_candidate_tokens)
-    lengths = np.diff(arrays.offsets)[docs]
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    best = np.maximum.reduceat(sims, starts, axis=1)  # (q_len, n_docs)
+    best = np.maximum.reduceat(sims, local[:-1], axis=1)  # (q_len, n_docs)
     return np.where(np.isfinite(best), best, 0.0).sum(axis=0)
 
 
-def _token_ranges(offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """Token indices of `docs`, document after document."""
+def _gather(offsets: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Token indices of `docs`, document after document, and their (len(docs) + 1,) offsets
+    within that list."""
     lengths = offsets[docs + 1] - offsets[docs]
-    starts = np.repeat(offsets[docs] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return starts + np.arange(int(lengths.sum()))
+    local = np.zeros(len(docs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=local[1:])
+    return np.repeat(offsets[docs] - local[:-1], lengths) + np.arange(local[-1]), local
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
