@@ -124,7 +124,8 @@ def test_info_counts_and_verifies(built: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
     assert main(["info", "--index", str(built), "--json", "--verify"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert (info["documents"], info["index_type"], info["checksums"]) == (3, "exact", "verified")
+    assert (info["documents"], info["index_type"], info["checksums"]) == (3, "auto", "verified")
+    assert info["centroids"] == 0  # auto: exact while small
     assert info["tokens"] > 3 * 3
     assert info["model"]["format"] == "stanford"
     assert info["model"]["dim"] == 16
@@ -135,6 +136,37 @@ def test_info_counts_and_verifies(built: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "documents        2" in out
     assert "deleted          1" in out
+
+
+def test_plaid_index_search_flags_compact_retrain(
+    tmp_path: Path, corpus: Path, checkpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = str(tmp_path / "plaid")
+    model = str(checkpoints["stanford"])
+    argv = ["index", "--model", model, "--input", str(corpus), "--index", index, "--index-type", "plaid"]
+    assert main([*argv, "--nbits", "4", "-q"]) == 0
+    capsys.readouterr()
+    query = "the cat sat on the mat."
+    flags = ["--ncells", "1", "--ndocs", "1", "--centroid-score-threshold", "0.1"]
+    assert main(["search", "--index", index, "-k", "3", *flags, "--json", "-q", query]) == 0
+    lines = _json_lines(capsys.readouterr().out)
+    assert [line["id"] for line in lines][:1] == ["cat"]
+    assert len(lines) == 3  # k is not capped by ndocs
+    assert main(["delete", "--index", index, "eiffel", "-q"]) == 0
+    assert main(["compact", "--index", index, "-q"]) == 0
+    assert main(["retrain", "--index", index, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["info", "--index", index, "--json", "--verify"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["index_type"], info["nbits"], info["documents"], info["deleted"]) == ("plaid", 4, 2, 0)
+    assert info["centroids"] >= 1
+    exact = str(tmp_path / "exact")
+    assert (
+        main(["index", "--model", model, "--input", str(corpus), "--index", exact, "--index-type", "exact", "-q"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["retrain", "--index", exact, "-q"]) == 1
+    assert "no centroids" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])

@@ -7,11 +7,12 @@ from types import ModuleType
 
 import pytest
 
-from colbert_retriever import maxsim, metrics
+from colbert_retriever import maxsim, metrics, pooling
 from colbert_retriever.search import codec
+from colbert_retriever.storage import segment
 
 
-@pytest.mark.parametrize("module", [maxsim, metrics, codec], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [maxsim, metrics, pooling, codec, segment], ids=lambda m: m.__name__)
 def test_docstring_examples(module: ModuleType) -> None:
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0

@@ -54,6 +54,7 @@ def test_public_api_is_pinned() -> None:
         "IndexWriteError",
         "MissingDependencyError",
         "ModelMismatchError",
+        "PlaidConfig",
         "SearchConfig",
         "Store",
         "__version__",

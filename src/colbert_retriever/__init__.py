@@ -5,7 +5,7 @@ The front door is `ColBERT`; `Encoder` and `Index` are its two halves, usable al
 
 __version__ = "0.1.0"
 
-from colbert_retriever.config import EncoderConfig, IndexConfig, SearchConfig
+from colbert_retriever.config import EncoderConfig, IndexConfig, PlaidConfig, SearchConfig
 from colbert_retriever.encoder import Encoder
 from colbert_retriever.errors import (
     CheckpointError,
@@ -54,6 +54,7 @@ __all__ = [
     "IndexWriteError",
     "MissingDependencyError",
     "ModelMismatchError",
+    "PlaidConfig",
     "SearchConfig",
     "Store",
     "__version__",

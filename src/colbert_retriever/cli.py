@@ -1,4 +1,4 @@
-"""The `colbert-retriever` command: index, add, delete, search, info, eval.
+"""The `colbert-retriever` command: index, add, delete, search, info, eval, compact, retrain.
 
 Handlers call the public API and format its results, nothing more. Errors of this library
 exit 1 with one line on stderr; usage errors exit 2; Ctrl-C exits 130.
@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("index", _index, "Create an index from a BEIR jsonl (_id, title, text) or a folder of .txt/.md")
     sub.add_argument("--index", required=True, help="folder for the new index")
     sub.add_argument("--input", required=True, help="corpus.jsonl or a folder of .txt/.md files")
+    sub.add_argument(
+        "--index-type",
+        choices=["exact", "plaid", "auto"],
+        default="auto",
+        help="exact: float16 vectors, every token scored; plaid: compressed, PLAID search; "
+        "auto (default): exact while small, plaid from ~2,000 passages",
+    )
+    sub.add_argument("--nbits", type=int, choices=[1, 2, 4], default=2, help="plaid: bits per residual dimension")
+    sub.add_argument("--pool-factor", type=int, default=1, help="keep ~1/N of each document's token vectors")
     model_options(sub, required=True)
 
     sub = command("add", _add, "Add documents to an existing index")
@@ -86,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         help="keep documents whose metadata FIELD equals VALUE (JSON or string); repeatable",
     )
     sub.add_argument("--json", action="store_true", help="one JSON object per result and line")
+    _plaid_options(sub)
     model_options(sub, required=False)
 
     sub = command("info", _info, "Show an index's size, counts, model, and whether its checksums verify")
@@ -98,8 +108,23 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--queries", required=True, help="queries.jsonl (_id, text)")
     sub.add_argument("--qrels", required=True, help="qrels tsv (query-id, corpus-id, score)")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
+    _plaid_options(sub)
     model_options(sub, required=False)
+
+    sub = command("compact", _compact, "Rewrite an index without its deleted documents")
+    sub.add_argument("--index", required=True)
+
+    sub = command("retrain", _retrain, "Retrain a plaid index's centroids on its documents and recompress them")
+    sub.add_argument("--index", required=True)
     return parser
+
+
+def _plaid_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--ncells", type=int, help="plaid: centroids probed per query token (default: grows with k)")
+    sub.add_argument("--ndocs", type=int, help="plaid: candidates reranked exactly (default: grows with k)")
+    sub.add_argument(
+        "--centroid-score-threshold", type=float, help="plaid: skip probed cells scoring below this (default: none)"
+    )
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -107,9 +132,15 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace) -> Any:
+    from colbert_retriever.config import SearchConfig
     from colbert_retriever.retriever import ColBERT
 
-    return ColBERT.open(args.index, model=args.model, **_settings(args))
+    search = {
+        name: getattr(args, name)
+        for name in ("ncells", "ndocs", "centroid_score_threshold")
+        if getattr(args, name, None) is not None
+    }
+    return ColBERT.open(args.index, model=args.model, search_config=SearchConfig(**search), **_settings(args))
 
 
 def _add_corpus(retriever: Any, path: str, *, upsert: bool) -> int:
@@ -122,9 +153,17 @@ def _add_corpus(retriever: Any, path: str, *, upsert: bool) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
+    from colbert_retriever.config import PlaidConfig
     from colbert_retriever.retriever import ColBERT
 
-    retriever = ColBERT.create(args.index, model=args.model, **_settings(args))
+    retriever = ColBERT.create(
+        args.index,
+        model=args.model,
+        index_type=args.index_type,
+        plaid=PlaidConfig(nbits=args.nbits),
+        pool_factor=args.pool_factor,
+        **_settings(args),
+    )
     count = _add_corpus(retriever, args.input, upsert=False)
     logger.info("indexed %d documents (%d token vectors) into %s", count, retriever.index.n_tokens, args.index)
     return 0
@@ -143,6 +182,24 @@ def _delete(args: argparse.Namespace) -> int:
     index = Index.open(args.index)
     index.delete(args.ids)
     logger.info("deleted %d documents; the index now holds %d", len(args.ids), len(index))
+    return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from colbert_retriever.index import Index
+
+    index = Index.open(args.index)
+    index.compact()
+    logger.info("compacted %s: %d documents in %d bytes", args.index, len(index), index.info().bytes)
+    return 0
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from colbert_retriever.index import Index
+
+    index = Index.open(args.index)
+    index.retrain()
+    logger.info("retrained %s: %d centroids for %d tokens", args.index, index.info().centroids, index.n_tokens)
     return 0
 
 

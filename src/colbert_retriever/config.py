@@ -4,7 +4,8 @@
 expansion, skiplist) are facts of a checkpoint: `checkpoint.load_checkpoint` reads them from
 the checkpoint's own files, and you override one with `dataclasses.replace` only on purpose.
 Its runtime fields (batch size, precision, progress, threads) never change the vectors beyond
-float noise. `SearchConfig` bounds the memory and work of exact search.
+float noise. `PlaidConfig` is how a compressed index is built (stored in it); `SearchConfig`
+bounds the work of a search; `IndexConfig` is how documents are written.
 """
 
 from __future__ import annotations
@@ -78,20 +79,67 @@ class EncoderConfig:
         return {k: v for k, v in asdict(self).items() if k not in runtime}
 
 
+IndexType = Literal["exact", "plaid", "auto"]
+
+
 @dataclass(frozen=True)
-class SearchConfig:
-    """Bounds for exact MaxSim search.
+class PlaidConfig:
+    """How a compressed (PLAID) index is built; recorded in the index when it is created.
 
     Attributes:
-        max_scores_per_chunk: Query-token x document-token similarities computed at once
-            (each chunk holds whole documents, at least one). Peak extra memory is about
-            10 bytes per similarity: the default bounds it near 160 MB.
+        nbits: Bits per dimension of a token's residual: 1, 2 or 4. At dim 128 a token
+            takes 4 + 16 * nbits bytes (36 at nbits 2, against 256 in float16).
+        n_centroids: Centroids to train; None picks ColBERTv2's 16 * sqrt(tokens) rounded
+            down to a power of two, capped by `max_centroids`, by tokens / 32, and so that
+            centroids * dim <= 2**21: assigning a token to its centroid costs centroids * dim
+            multiply-adds, and 2**21 (16,384 centroids at dim 128, 4,096 at dim 384) keeps
+            that a small share of the encoding time on a 2-core CPU.
+        max_centroids: Cap of the automatic choice.
+        kmeans_iters: k-means iterations over a sample of 32 tokens per centroid (4, as
+            colbert-ai: more barely moves quality and costs build time).
+        seed: k-means seed.
+    """
+
+    nbits: int = 2
+    n_centroids: int | None = None
+    max_centroids: int = 1 << 16
+    kmeans_iters: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.nbits not in (1, 2, 4):
+            msg = f"nbits must be 1, 2 or 4, got {self.nbits!r}"
+            raise ConfigError(msg)
+        if self.n_centroids is not None:
+            _require_positive("n_centroids", self.n_centroids)
+        _require_positive("max_centroids", self.max_centroids)
+        _require_positive("kmeans_iters", self.kmeans_iters)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Bounds and knobs of a search.
+
+    Attributes:
+        max_scores_per_chunk: Exact search: query-token x document-token similarities
+            computed at once (each chunk holds whole documents, at least one). Peak extra
+            memory is about 10 bytes per similarity: the default bounds it near 160 MB.
+        ncells: PLAID index: centroids probed per query token (None: grows with k).
+        ndocs: PLAID index: candidates reranked exactly (None: grows with k; never < k).
+        centroid_score_threshold: PLAID index: skip probed cells scoring below this
+            (None: no pruning).
     """
 
     max_scores_per_chunk: int = 1 << 24
+    ncells: int | None = None
+    ndocs: int | None = None
+    centroid_score_threshold: float | None = None
 
     def __post_init__(self) -> None:
         _require_positive("max_scores_per_chunk", self.max_scores_per_chunk)
+        for name in ("ncells", "ndocs"):
+            if getattr(self, name) is not None:
+                _require_positive(name, getattr(self, name))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from uuid import uuid4
 import numpy as np
 from tqdm.auto import tqdm
 
-from colbert_retriever.config import EncoderConfig, IndexConfig, SearchConfig
+from colbert_retriever.config import EncoderConfig, IndexConfig, IndexType, PlaidConfig, SearchConfig
 from colbert_retriever.encoder import Encoder
 from colbert_retriever.errors import ConfigError, DimensionMismatchError, IndexCorruptError, ModelMismatchError
 from colbert_retriever.index import Index
@@ -54,6 +54,9 @@ class ColBERT:
         path: str | Path,
         *,
         model: str | Path,
+        index_type: IndexType = "auto",
+        plaid: PlaidConfig | None = None,
+        pool_factor: int = 1,
         exist_ok: bool = False,
         index_config: IndexConfig | None = None,
         search_config: SearchConfig | None = None,
@@ -61,6 +64,15 @@ class ColBERT:
         **settings: Any,
     ) -> ColBERT:
         """Create a new, empty index at `path` for `model`.
+
+        Args:
+            index_type: "exact" (float16 vectors, every token scored), "plaid" (compressed
+                to ~36 B/token at dim 128, PLAID search) or "auto": exact while small, plaid
+                from `index.AUTO_PLAID_TOKENS` token vectors (~2,000 passages) on.
+            plaid: How a plaid index compresses (nbits, centroids); see `PlaidConfig`.
+            pool_factor: Store ~1 / pool_factor of each document's token vectors, merging
+                similar ones: a smaller, faster index at some cost in quality.
+            exist_ok: Open the index at `path` if there is one.
 
         Raises:
             IndexExistsError: an index exists at `path` and `exist_ok` is False.
@@ -80,6 +92,9 @@ class ColBERT:
             path,
             model=encoder.fingerprint.to_dict(),
             dim=encoder.dim,
+            index_type=index_type,
+            plaid=plaid,
+            pool_factor=pool_factor,
             config=index_config,
             search_config=search_config,
         )
@@ -176,7 +191,8 @@ class ColBERT:
         return self.index.get(ids)
 
     def search(self, query: str, *, k: int = 10, filters: Filter | None = None) -> list[Hit]:
-        """The `k` best documents for `query` by exact MaxSim.
+        """The `k` best documents for `query` by MaxSim (exact, or PLAID's stages in a
+        compressed index).
 
         Args:
             query: The question.

@@ -104,9 +104,12 @@ def is_committed(path: Path, generation: int) -> bool:
 
 
 def collect_garbage(path: Path, manifest: dict[str, Any]) -> None:
-    """Remove segment folders no manifest refers to (left by a crashed writer, or retired
-    one commit ago: a reader of the previous manifest may still be loading those)."""
+    """Remove segment and codec folders no manifest refers to (left by a crashed writer, or
+    retired one commit ago: a reader of the previous manifest may still be loading those)."""
     keep = {e["name"] for e in manifest["segments"]} | set(manifest.get("retired", []))
-    for folder in (path / "segments").iterdir():
-        if folder.name not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
+    if manifest.get("codec"):
+        keep.add(manifest["codec"]["name"])
+    for parent in (path / "segments", path / "codecs"):
+        for folder in parent.iterdir() if parent.is_dir() else ():
+            if folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)

@@ -1,10 +1,22 @@
 """Segments: write-once folders holding a batch of documents and their token vectors.
 
-A segment folder holds three files, readable without this library:
+Every segment folder holds, readable without this library:
 
-* ``embeddings.npy``: (n_tokens, dim) float16, the documents' token vectors back to back;
 * ``doclens.npy``: (n_documents,) int64, tokens per document, in order;
-* ``documents.jsonl``: one ``{"doc_id", "text", "metadata"}`` object per document, in order.
+* ``documents.jsonl``: one ``{"doc_id", "text", "metadata"}`` object per document, in order;
+
+and the token vectors, back to back, either exact (exact index):
+
+* ``embeddings.npy``: (n_tokens, dim) float16;
+
+or compressed (PLAID index; see search/codec.py for the codec they need):
+
+* ``codes.npy``: (n_tokens,) nearest centroid of each token (uint16, or int32 past 65,536
+  centroids);
+* ``residuals.npy``: (n_tokens, dim * nbits / 8) uint8 packed residuals;
+* ``norms.npy``: (n_tokens,) float16 length of centroid + residual (decoding divides by it);
+* ``ivf_offsets.npy``, ``ivf_docs.npy``: the inverted lists: centroid c is used by the
+  segment's documents (rows) ``ivf_docs[ivf_offsets[c]:ivf_offsets[c + 1]]``, each once.
 
 A segment is never edited: deletes are tombstones (row numbers) in the manifest, and
 compaction writes new segments.
@@ -13,7 +25,7 @@ compaction writes new segments.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,32 +35,78 @@ import numpy as np
 from colbert_retriever.errors import IndexCorruptError
 from colbert_retriever.storage.atomic import fsync_dir, sha256_file, write_bytes, write_npy
 
-FILES = ("embeddings.npy", "doclens.npy", "documents.jsonl")
+EXACT_FILES = ("embeddings.npy", "doclens.npy", "documents.jsonl")
+COMPRESSED_FILES = (
+    "codes.npy",
+    "residuals.npy",
+    "norms.npy",
+    "ivf_offsets.npy",
+    "ivf_docs.npy",
+    "doclens.npy",
+    "documents.jsonl",
+)
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """A segment's compressed token vectors and inverted lists (see the module docstring)."""
+
+    codes: np.ndarray
+    residuals: np.ndarray
+    norms: np.ndarray
+    ivf_offsets: np.ndarray
+    ivf_docs: np.ndarray
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A loaded segment. `embeddings` is memory-mapped; nothing here is ever written.
+    """A loaded segment. Arrays are memory-mapped; nothing here is ever written.
 
     Attributes:
         name: Folder name under ``segments/``.
-        embeddings: (n_tokens, dim) float16.
-        offsets: (n_documents + 1,) int64; document i is rows offsets[i]:offsets[i+1].
+        offsets: (n_documents + 1,) int64; document i is tokens offsets[i]:offsets[i+1].
         doc_ids, texts, metadata: Per document, in row order.
         deleted: (n_documents,) bool tombstones.
+        embeddings: (n_tokens, dim) float16 in an exact index, else None.
+        compressed: The compressed tokens in a PLAID index, else None.
     """
 
     name: str
-    embeddings: np.ndarray
     offsets: np.ndarray
     doc_ids: list[str]
     texts: list[str]
     metadata: list[dict[str, Any]]
     deleted: np.ndarray
+    embeddings: np.ndarray | None = None
+    compressed: Compressed | None = None
 
     @property
     def live_rows(self) -> np.ndarray:
         return np.flatnonzero(~self.deleted)
+
+    def tokens(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Token indices of documents `rows`, back to back, and their (len(rows) + 1,)
+        offsets within that list.
+
+        >>> seg = Segment("s", np.array([0, 3, 5, 9]), [], [], [], np.zeros(3, bool))
+        >>> [a.tolist() for a in seg.tokens(np.array([2, 0]))]
+        [[5, 6, 7, 8, 0, 1, 2], [0, 4, 7]]
+        """
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        local = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(ends - starts, out=local[1:])
+        return np.repeat(starts - local[:-1], ends - starts) + np.arange(local[-1]), local
+
+    def chunks(self, rows: np.ndarray, max_tokens: int) -> Iterator[np.ndarray]:
+        """`rows` in consecutive runs of whole documents of at most `max_tokens` tokens
+        (or one document, if longer)."""
+        ends = np.cumsum(self.offsets[rows + 1] - self.offsets[rows])
+        start = 0
+        while start < len(rows):
+            done = int(ends[start - 1]) if start else 0
+            stop = max(start + 1, int(np.searchsorted(ends, done + max_tokens, side="right")))
+            yield rows[start:stop]
+            start = stop
 
 
 def write_segment(
@@ -58,19 +116,58 @@ def write_segment(
     metadata: Sequence[dict[str, Any]],
     vectors: Sequence[np.ndarray],
 ) -> dict[str, Any]:
-    """Write a new segment folder; return its manifest entry (counts and file checksums)."""
+    """Write a new exact segment folder; return its manifest entry (counts and file checksums)."""
     folder.mkdir(parents=True)
     embeddings = np.concatenate(vectors, dtype=np.float16)  # (n_tokens, dim) float16
     doclens = np.array([len(v) for v in vectors], dtype=np.int64)  # (n_documents,) int64
+    files = {"embeddings.npy": write_npy(folder / "embeddings.npy", embeddings)}
+    return _finish(folder, files, doc_ids, texts, metadata, doclens)
+
+
+def write_compressed_segment(
+    folder: Path,
+    doc_ids: Sequence[str],
+    texts: Sequence[str],
+    metadata: Sequence[dict[str, Any]],
+    doclens: np.ndarray,
+    codes: np.ndarray,
+    residuals: np.ndarray,
+    norms: np.ndarray,
+    n_centroids: int,
+) -> dict[str, Any]:
+    """Write a new compressed segment folder, inverted lists included; return its manifest entry."""
+    folder.mkdir(parents=True)
+    n_docs = len(doclens)
+    doc_of_token = np.repeat(np.arange(n_docs, dtype=np.int64), doclens)
+    pairs = np.unique(codes.astype(np.int64) * n_docs + doc_of_token)  # each (centroid, document) once
+    centroid_of_pair, ivf_docs = np.divmod(pairs, n_docs)
+    ivf_offsets = np.zeros(n_centroids + 1, dtype=np.int64)
+    np.cumsum(np.bincount(centroid_of_pair, minlength=n_centroids), out=ivf_offsets[1:])
+    files = {
+        "codes.npy": write_npy(folder / "codes.npy", codes.astype(np.uint16 if n_centroids <= 1 << 16 else np.int32)),
+        "residuals.npy": write_npy(folder / "residuals.npy", residuals),
+        "norms.npy": write_npy(folder / "norms.npy", norms.astype(np.float16)),
+        "ivf_offsets.npy": write_npy(folder / "ivf_offsets.npy", ivf_offsets),
+        "ivf_docs.npy": write_npy(folder / "ivf_docs.npy", ivf_docs.astype(np.int32)),
+    }
+    return _finish(folder, files, doc_ids, texts, metadata, np.asarray(doclens, dtype=np.int64))
+
+
+def _finish(
+    folder: Path,
+    files: dict[str, Any],
+    doc_ids: Sequence[str],
+    texts: Sequence[str],
+    metadata: Sequence[dict[str, Any]],
+    doclens: np.ndarray,
+) -> dict[str, Any]:
+    """Write the files every segment has and return the manifest entry."""
     lines = (
         json.dumps({"doc_id": d, "text": t, "metadata": m}, ensure_ascii=False, allow_nan=False)
         for d, t, m in zip(doc_ids, texts, metadata, strict=True)
     )
-    files = {
-        "embeddings.npy": write_npy(folder / "embeddings.npy", embeddings),
-        "doclens.npy": write_npy(folder / "doclens.npy", doclens),
-        "documents.jsonl": write_bytes(folder / "documents.jsonl", ("\n".join(lines) + "\n").encode("utf-8")),
-    }
+    files["doclens.npy"] = write_npy(folder / "doclens.npy", doclens)
+    files["documents.jsonl"] = write_bytes(folder / "documents.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
     fsync_dir(folder.parent)
     return {
         "name": folder.name,
@@ -83,13 +180,20 @@ def write_segment(
 
 def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segment:
     """Load a segment listed in the manifest, checking every file's size (and checksum)."""
-    for name in FILES:
-        check_file(folder / name, entry["files"][name], verify=verify)
+    for name, expected in entry["files"].items():
+        check_file(folder / name, expected, verify=verify)
+    names = set(entry["files"])
+    if names not in ({*EXACT_FILES}, {*COMPRESSED_FILES}):
+        msg = f"segment {folder}: its manifest entry lists unexpected files {sorted(names)}"
+        raise IndexCorruptError(msg)
     try:
         # copy-on-write mapping: pages are shared and never written, and torch can wrap
         # the array without copying it (it refuses read-only arrays)
-        embeddings = np.load(folder / "embeddings.npy", mmap_mode="c", allow_pickle=False)
-        doclens = np.load(folder / "doclens.npy", allow_pickle=False)
+        arrays = {
+            name.removesuffix(".npy"): np.load(folder / name, mmap_mode="c", allow_pickle=False)
+            for name in names - {"documents.jsonl"}
+        }
+        doclens = np.asarray(arrays.pop("doclens"))
         # "\n" only: str.splitlines would also split at U+0085 or U+2028 inside a text
         lines = (folder / "documents.jsonl").read_text("utf-8").split("\n")
         rows = [json.loads(line) for line in lines if line]
@@ -97,19 +201,21 @@ def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segmen
         msg = f"cannot read segment {folder}: {exc}"
         raise IndexCorruptError(msg) from exc
     n_docs = entry["n_documents"]
-    if len(doclens) != n_docs or len(rows) != n_docs or embeddings.shape[0] != int(doclens.sum()):
+    tokens = arrays["embeddings" if "embeddings" in arrays else "codes"]
+    if len(doclens) != n_docs or len(rows) != n_docs or tokens.shape[0] != int(doclens.sum()):
         msg = f"segment {folder} does not match its manifest entry (documents or tokens differ)"
         raise IndexCorruptError(msg)
     offsets = np.zeros(n_docs + 1, dtype=np.int64)
     np.cumsum(doclens, out=offsets[1:])
     return Segment(
         name=folder.name,
-        embeddings=embeddings,
         offsets=offsets,
         doc_ids=[r["doc_id"] for r in rows],
         texts=[r["text"] for r in rows],
         metadata=[r["metadata"] for r in rows],
         deleted=deleted_mask(entry),
+        embeddings=arrays.pop("embeddings", None),
+        compressed=Compressed(**arrays) if arrays else None,
     )
 
 

@@ -1,0 +1,185 @@
+"""PLAID index against exact search on synthetic token vectors at growing sizes (no encoder).
+
+Usage: python benchmarks/scale.py [--n-docs 10000 100000 1000000] [--queries 20] [--nbits 2]
+
+Passages of ~60 tokens (dim 128) come in topics of 10: three quarters of a passage's tokens
+are unit vectors near its topic's 8 centres, a quarter near common centres (a Zipf law over
+all 50,000, like frequent words). A query draws 24 tokens from a topic's centres and 8 common
+ones, so each query has a clear top-10 (its topic's passages) above many near-misses that
+share centres with it: recall@10 measures whether the compressed index finds that set, not
+how it orders exact ties. For each size N the script builds a
+PLAID and an exact index from the same vectors (regenerated from the seed, so nothing is held
+in memory) and prints build time, peak memory, bytes per token, search latency and recall@10
+of PLAID against exact search, then how each figure grows with N. Needs ~16 GB of free disk
+per million passages for the exact index. Prints its figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DIM, MEAN_TOKENS, N_CENTRES, CHUNK, TOPIC_SIZE = 128, 60, 50_000, 1024, 10
+
+
+def passages(n_docs: int, seed: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(first passage number, (n_tokens, DIM) float16 vectors, (n_passages + 1,) offsets) per chunk."""
+    centres = _centres(seed)
+    for first in range(0, n_docs, CHUNK):
+        yield first, *_chunk(centres, first, min(CHUNK, n_docs - first), seed)
+
+
+def _chunk(centres: np.ndarray, first: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng([seed, first])  # each chunk from its own seed: any one can be regenerated
+    lengths = rng.integers(MEAN_TOKENS // 2, MEAN_TOKENS * 3 // 2 + 1, count)
+    owner = np.repeat(np.arange(first, first + count), lengths)  # passage of each token
+    picks = _topic_centres(owner // TOPIC_SIZE, seed)[np.arange(len(owner)), rng.integers(0, 8, len(owner))]
+    common = rng.random(len(owner)) < 0.25
+    picks[common] = _common(int(common.sum()), rng)
+    return _noisy(centres[picks], seed * 2**32 + int(first)), np.concatenate([[0], np.cumsum(lengths)])
+
+
+def queries(n_queries: int, n_docs: int, seed: int) -> list[np.ndarray]:
+    """Each query: 24 tokens near one topic's centres and 8 near common centres."""
+    centres, out = _centres(seed), []
+    rng = np.random.default_rng([seed, 1 << 40])
+    for topic in rng.choice(n_docs // TOPIC_SIZE, n_queries, replace=False):
+        picks = np.concatenate(
+            [_topic_centres(np.full(24, topic), seed)[np.arange(24), rng.integers(0, 8, 24)], _common(8, rng)]
+        )
+        out.append(_noisy(centres[picks], seed * 2**32 + 2**31 + int(topic)).astype(np.float32))
+    return out
+
+
+def _topic_centres(topics: np.ndarray, seed: int) -> np.ndarray:
+    """(len(topics), 8) centre ids of each topic: a hash of (seed, topic), so any topic's are known."""
+    mixed = (
+        topics.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
+        + np.arange(8, dtype=np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+        + np.uint64(seed)
+    )
+    mixed ^= mixed >> np.uint64(31)
+    mixed *= np.uint64(0x94D049BB133111EB)
+    mixed ^= mixed >> np.uint64(29)
+    return (mixed % np.uint64(N_CENTRES)).astype(np.int64)
+
+
+def _common(n: int, rng: np.random.Generator) -> np.ndarray:
+    weights = 1.0 / np.arange(1, N_CENTRES + 1)
+    return rng.choice(N_CENTRES, size=n, p=weights / weights.sum())
+
+
+def _centres(seed: int) -> np.ndarray:
+    centres = np.random.default_rng(seed).standard_normal((N_CENTRES, DIM)).astype(np.float32)
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
+def _noisy(x: np.ndarray, seed: int) -> np.ndarray:
+    """Unit vectors at cosine ~0.8 around `x` (torch draws the noise: 4x numpy's speed)."""
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    y = torch.nn.functional.normalize(torch.from_numpy(x) + 0.75 / np.sqrt(DIM) * noise, dim=1)
+    return y.to(torch.float16).numpy()
+
+
+def build(kind: str, path: Path, n_docs: int, nbits: int, seed: int) -> None:
+    """Write the synthetic corpus into a new index (run in a child process to measure its peak memory)."""
+    from colbert_retriever import DocumentBatch, Index, PlaidConfig
+
+    index = Index.create(
+        path, model={"name": "synthetic", "dim": DIM}, dim=DIM, index_type=kind, plaid=PlaidConfig(nbits=nbits)
+    )
+    index.write(
+        DocumentBatch(
+            ids=[str(first + i) for i in range(len(offsets) - 1)],
+            texts=["-"] * (len(offsets) - 1),
+            metadata=[{}] * (len(offsets) - 1),
+            vectors=np.split(vectors, offsets[1:-1]),
+        )
+        for first, vectors, offsets in passages(n_docs, seed)
+    )
+
+
+def measure(n_docs: int, n_queries: int, nbits: int, seed: int, tmp: Path) -> dict[str, float]:
+    from colbert_retriever import Index
+
+    figures: dict[str, float] = {}
+    for kind in ("plaid", "exact"):
+        start = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, __file__, "--build", kind, str(tmp / kind), str(n_docs), str(nbits), str(seed)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        figures[f"{kind} build s"] = time.perf_counter() - start
+        figures[f"{kind} peak GB"] = float(child.stdout.split()[-1]) / 2**20
+    qs = queries(n_queries, n_docs, seed)
+    found = {}
+    for kind in ("plaid", "exact"):
+        start = time.perf_counter()
+        index = Index.open(tmp / kind, verify=False)
+        figures[f"{kind} open s"] = time.perf_counter() - start
+        info = index.info()
+        figures["tokens"] = info.tokens
+        figures[f"{kind} B/token"] = info.bytes / info.tokens
+        index.search(qs[:1], k=10)  # warm the page cache and the code paths
+        latencies, found[kind] = [], []
+        for q in qs[: 5 if kind == "exact" and n_docs > 200_000 else n_queries]:
+            t0 = time.perf_counter()
+            index.search([q], k=10)
+            latencies.append(1000 * (time.perf_counter() - t0))
+        figures[f"{kind} median ms"] = float(np.median(latencies))
+        figures[f"{kind} p95 ms"] = float(np.percentile(latencies, 95))
+        found[kind] = [{h.doc_id for h in hits} for hits in index.search(qs, k=10)]
+    figures["recall@10"] = float(
+        np.mean([len(p & e) / 10 for p, e in zip(found["plaid"], found["exact"], strict=True)])
+    )
+    figures["speedup"] = figures["exact median ms"] / figures["plaid median ms"]
+    return figures
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--build":
+        kind, path, n_docs, nbits, seed = sys.argv[2:]
+        build(kind, Path(path), int(n_docs), int(nbits), int(seed))
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-docs", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--nbits", type=int, default=2, choices=[1, 2, 4])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tmp", default=os.environ.get("TMPDIR", "/tmp"), help="where the indexes are built")
+    args = parser.parse_args()
+    rows = []
+    for n_docs in args.n_docs:
+        with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+            figures = measure(n_docs, args.queries, args.nbits, args.seed, Path(tmp))
+        rows.append((n_docs, figures))
+        print(f"N={n_docs}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items()), flush=True)
+    keys = list(rows[0][1])
+    print("\n| figure | " + " | ".join(f"N={n:,}" for n, _ in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    for key in keys:
+        print(f"| {key} | " + " | ".join(f"{f[key]:,.3g}" for _, f in rows) + " |")
+    if len(rows) > 1:
+        print("\ngrowth per 10x N (ratio of consecutive sizes):")
+        for key in ("plaid build s", "plaid peak GB", "plaid median ms", "exact median ms", "plaid B/token"):
+            ratios = [b[1][key] / a[1][key] for a, b in itertools.pairwise(rows)]
+            print(f"  {key:<16} " + ", ".join(f"x{r:.2f}" for r in ratios))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
