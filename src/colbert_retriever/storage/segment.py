@@ -180,12 +180,12 @@ def _finish(
 
 def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segment:
     """Load a segment listed in the manifest, checking every file's size (and checksum)."""
-    for name, expected in entry["files"].items():
-        check_file(folder / name, expected, verify=verify)
     names = set(entry["files"])
     if names not in ({*EXACT_FILES}, {*COMPRESSED_FILES}):
         msg = f"segment {folder}: its manifest entry lists unexpected files {sorted(names)}"
         raise IndexCorruptError(msg)
+    for name, expected in entry["files"].items():
+        check_file(folder / name, expected, verify=verify)
     try:
         # copy-on-write mapping: pages are shared and never written, and torch can wrap
         # the array without copying it (it refuses read-only arrays)
