@@ -341,14 +341,7 @@ class Index:
                 it, such an id is a `DuplicateIdError`.
         """
         _check_ids(delete)
-        factor = self._snapshot.manifest.get("pool_factor", 1)
-        if factor > 1:
-            batches = (self._pooled(batch, factor) for batch in batches)
-        self._locked(self._write_locked, batches, delete, upsert=upsert)
-
-    def _pooled(self, batch: DocumentBatch, factor: int) -> DocumentBatch:
-        self._check_batch(batch)  # clear errors before pooling touches the vectors
-        return dataclasses.replace(batch, vectors=pool_tokens(batch.vectors, factor))
+        self._locked(self._write_locked, batches, delete, upsert=upsert, pool=True)
 
     def _locked(self, method: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -361,8 +354,16 @@ class Index:
             raise IndexWriteError(msg) from exc
 
     def _write_locked(
-        self, batches: Iterable[DocumentBatch], delete: Sequence[str], *, upsert: bool, rewrite: str | None = None
+        self,
+        batches: Iterable[DocumentBatch],
+        delete: Sequence[str],
+        *,
+        upsert: bool,
+        pool: bool = False,
+        rewrite: str | None = None,
     ) -> None:
+        """The write itself, under the locks. `pool`: pool new vectors by the index's
+        pool_factor (new documents; not stored ones being rewritten)."""
         manifest = read_manifest(self.path)
         snap = self._snapshot
         if manifest["generation"] != snap.generation:  # another process wrote since we loaded
@@ -388,8 +389,9 @@ class Index:
                             msg = f"document id {doc_id!r} is already in the index; use upsert to replace it"
                             raise DuplicateIdError(msg)
                         removed.add(doc_id)
+                vectors = pool_tokens(batch.vectors, manifest.get("pool_factor", 1)) if pool else batch.vectors
                 folders.append(self.path / "segments" / uuid.uuid4().hex)
-                new_entries.append(write_segment(folders[-1], batch.ids, batch.texts, batch.metadata, batch.vectors))
+                new_entries.append(write_segment(folders[-1], batch.ids, batch.texts, batch.metadata, vectors))
             codec_entry = manifest.get("codec")
             if manifest["index_type"] != "exact":
                 new_entries, codec_entry = self._compress(manifest, snap, new_entries, folders, removed, rewrite)
@@ -496,7 +498,7 @@ class Index:
         In a PLAID index the compressed tokens are copied as they are, into one segment.
         """
         snap = self._snapshot
-        if snap.codec is None:  # (not `write`: stored vectors are pooled already)
+        if snap.codec is None:  # stored vectors: not pooled again
             batches = _live_batches(snap, self.config.docs_per_segment)
             self._locked(self._write_locked, batches, list(snap.locations), upsert=False)
         else:
