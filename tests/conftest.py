@@ -188,7 +188,7 @@ def minilm_path() -> Path:
     return Path(package.get_model_path())
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared() -> Path:
     if not (SHARED / "data").is_dir():
         pytest.skip("../shared is not present beside the project")

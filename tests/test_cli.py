@@ -47,9 +47,9 @@ def test_index_and_search_json(built: Path, capsys: pytest.CaptureFixture[str]) 
     )
     lines = _json_lines(capsys.readouterr().out)
     assert [line["rank"] for line in lines] == [1, 2]
-    assert lines[0]["id"] == "eiffel"
+    assert lines[0]["doc_id"] == "eiffel"
     assert lines[0]["metadata"] == {"title": "paris", "lang": "en"}
-    assert set(lines[0]) == {"id", "score", "normalized_score", "rank", "text", "metadata"}
+    assert set(lines[0]) == {"doc_id", "score", "normalized_score", "rank", "text", "metadata"}
     assert main(["search", "--index", str(built), "-q", "the cat sat on the mat."]) == 0
     assert "cat" in capsys.readouterr().out.splitlines()[0]
 
@@ -65,9 +65,9 @@ def test_search_many_queries_and_filters(built: Path, tmp_path: Path, capsys: py
     capsys.readouterr()
     assert main(["search", "--index", str(built), "--queries", str(queries), "-k", "1", "--json", "-q"]) == 0
     lines = _json_lines(capsys.readouterr().out)
-    assert [(line["qid"], line["id"]) for line in lines] == [("q1", "cat"), ("q2", "plant")]
+    assert [(line["qid"], line["doc_id"]) for line in lines] == [("q1", "cat"), ("q2", "plant")]
     assert main(["search", "--index", str(built), "-k", "5", "--json", "-q", "--filter", "lang=fr", "paris"]) == 0
-    assert [line["id"] for line in _json_lines(capsys.readouterr().out)] == ["cat"]
+    assert [line["doc_id"] for line in _json_lines(capsys.readouterr().out)] == ["cat"]
 
 
 def test_add_delete_and_eval(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,7 +150,7 @@ def test_plaid_index_search_flags_compact_retrain(
     flags = ["--ncells", "1", "--ndocs", "1", "--centroid-score-threshold", "0.1"]
     assert main(["search", "--index", index, "-k", "3", *flags, "--json", "-q", query]) == 0
     lines = _json_lines(capsys.readouterr().out)
-    assert [line["id"] for line in lines][:1] == ["cat"]
+    assert [line["doc_id"] for line in lines][:1] == ["cat"]
     assert len(lines) == 3  # k is not capped by ndocs
     assert main(["delete", "--index", index, "eiffel", "-q"]) == 0
     assert main(["compact", "--index", index, "-q"]) == 0
@@ -180,9 +180,9 @@ def test_damaged_index_is_one_clear_line(built: Path, capsys: pytest.CaptureFixt
         data[-5] ^= 0x10
     file.write_bytes(bytes(data))
     capsys.readouterr()
-    commands = [["info", "--index", str(built), "--verify"], ["search", "--index", str(built), "q"]]
-    if damage == "truncate":  # sizes are checked on every open
-        commands.append(["info", "--index", str(built)])
+    commands = [["info", "--index", str(built), "--verify"]]
+    if damage == "truncate":  # sizes are checked on every open; checksums by --verify
+        commands += [["info", "--index", str(built)], ["search", "--index", str(built), "q"]]
     for argv in commands:
         assert main([*argv, "-q"]) == 1
         err = capsys.readouterr().err.strip()

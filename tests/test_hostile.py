@@ -55,7 +55,9 @@ def test_documents_round_trip_and_search_never_crashes(encoder: Encoder, docs, q
         assert all(-1 - 1e-3 <= h.normalized_score <= 1 + 1e-3 for h in hits)
         # ids such as "../x" never became paths: nothing beside or inside the index but its own files
         assert [p.name for p in Path(folder).iterdir()] == ["idx"]
-        assert sorted(p.name for p in Path(folder, "idx").iterdir()) == ["manifest.json", "segments", "write.lock"]
+        index_files = sorted(p.name for p in Path(folder, "idx").iterdir())
+        assert index_files == ["manifest.json", "segments", "staging", "write.lock"]
+        assert not any(Path(folder, "idx", "staging").iterdir())  # the writer's staging folder went
 
 
 @SETTINGS

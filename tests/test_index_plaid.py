@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import colbert_retriever.compression as compression
 from colbert_retriever import ConfigError, DocumentBatch, Index, IndexCorruptError, IndexWriteError, PlaidConfig
-from colbert_retriever import index as index_module
 
 DIM = 32
 MODEL = {"name": "test", "format": "transformers", "dim": DIM, "digest": "x", "layout": {}}
@@ -64,7 +64,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory, corpus: DocumentBatch) -> tup
 
 def test_build_writes_a_codec_and_compressed_tokens(pair: tuple[Index, Index]) -> None:
     exact, plaid = pair
-    manifest = json.loads((plaid.path / "manifest.json").read_text())
+    manifest = json.loads((plaid.path / "manifest.json").read_text())  # as other tools read it
     assert manifest["index_type"] == "plaid"
     # 16 sqrt(12k tokens) = 1,744, capped at tokens / 32 = 371, rounded down to a power of two
     assert manifest["codec"]["n_centroids"] == plaid.info().centroids == 256
@@ -115,10 +115,10 @@ def test_k_is_never_capped_and_selective_filters_fill_k(pair: tuple[Index, Index
 def test_add_reuses_the_codec_and_finds_new_documents(tmp_path: Path) -> None:
     index = create(tmp_path / "idx")
     index.write([docs(ids("a", 300))])
-    codec = index._snapshot.manifest["codec"]["name"]
+    codec = index._snapshot.manifest.codec.name
     added = docs(ids("b", 50), seed=5)
     index.write([added])
-    assert index._snapshot.manifest["codec"]["name"] == codec  # same distribution: no new centroids
+    assert index._snapshot.manifest.codec.name == codec  # same distribution: no new centroids
     assert index.info().segments == 2
     hits = index.search([query_for(added, 4)], k=5)[0]
     assert hits[0].doc_id == "b-4"
@@ -128,13 +128,13 @@ def test_drifting_documents_get_new_centroids(tmp_path: Path) -> None:
     index = create(tmp_path / "idx")
     index.write([docs(ids("a", 300))])
     before, old = index.info().centroids, index._snapshot.codec
-    old_codec = index._snapshot.manifest["codec"]["name"]
+    old_codec = index._snapshot.manifest.codec.name
     elsewhere = docs(ids("far", 200), topics=np.random.default_rng(9).standard_normal((20, DIM)), seed=2)
     index.write([elsewhere])
     manifest = index._snapshot.manifest
     assert index.info().centroids > before
-    assert manifest["codec"]["name"] != old_codec
-    assert old_codec in manifest["retired"]  # kept one commit for readers of the previous state
+    assert manifest.codec.name != old_codec
+    assert old_codec in manifest.retired  # kept one commit for readers of the previous state
     # the drifted documents are stored closer to their vectors than the old centroids allowed
     original = np.concatenate(elsewhere.vectors)
     segment = index._snapshot.segments[-1]
@@ -145,7 +145,7 @@ def test_drifting_documents_get_new_centroids(tmp_path: Path) -> None:
     assert np.mean([doc_id == f"far-{row}" for doc_id, row in zip(found, range(0, 200, 10), strict=True)]) >= 0.8
     index.delete(["a-0"])  # the write after the next collects the retired codec
     index.delete(["a-1"])
-    assert sorted(p.name for p in (index.path / "codecs").iterdir()) == [index._snapshot.manifest["codec"]["name"]]
+    assert sorted(p.name for p in (index.path / "codecs").iterdir()) == [index._snapshot.manifest.codec.name]
 
 
 def test_delete_compact_and_retrain(tmp_path: Path) -> None:
@@ -171,12 +171,12 @@ def test_delete_compact_and_retrain(tmp_path: Path) -> None:
 
 
 def test_auto_stays_exact_until_large_then_converts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(index_module, "AUTO_PLAID_TOKENS", 5_000)
+    monkeypatch.setattr(compression, "AUTO_PLAID_TOKENS", 5_000)
     index = create(tmp_path / "idx", "auto")
     small = docs(ids("a", 100))
     index.write([small])
     assert index.info().centroids == 0  # exact: under 5,000 tokens
-    assert "embeddings.npy" in index._snapshot.manifest["segments"][0]["files"]
+    assert "embeddings.npy" in index._snapshot.manifest.segments[0].files
     index.write([docs(ids("b", 300), seed=4)])
     info = index.info()
     assert info.centroids > 0
@@ -192,7 +192,7 @@ def test_a_failed_compression_leaves_the_previous_state(tmp_path: Path, monkeypa
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(index_module, "write_compressed_segment", full_disk)
+    monkeypatch.setattr(compression, "write_compressed_segment", full_disk)
     with pytest.raises(IndexWriteError, match="No space left"):
         index.write([docs(ids("b", 50), seed=1)])
     assert sorted(p.name for p in (index.path / "segments").iterdir()) == folders  # staging cleaned up
@@ -207,7 +207,9 @@ def test_damaged_codec_is_reported(tmp_path: Path) -> None:
     data[-1] ^= 0xFF
     centroids.write_bytes(bytes(data))
     with pytest.raises(IndexCorruptError, match=r"centroids\.npy"):
-        Index.open(index.path)
+        Index.open(index.path, verify=True)
+    with pytest.raises(IndexCorruptError, match=r"centroids\.npy"):
+        Index.open(index.path).verify()
 
 
 def test_bad_settings(tmp_path: Path) -> None:

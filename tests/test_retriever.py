@@ -42,6 +42,7 @@ def test_public_api_is_pinned() -> None:
         "EmptyIndexError",
         "Encoder",
         "EncoderConfig",
+        "Filter",
         "Hit",
         "Index",
         "IndexConfig",
@@ -55,10 +56,13 @@ def test_public_api_is_pinned() -> None:
         "MissingDependencyError",
         "ModelMismatchError",
         "PlaidConfig",
+        "RerankHit",
         "SearchConfig",
         "Store",
         "__version__",
     }
+    for name in colbert_retriever.__all__:  # each resolves, the heavy ones on first use
+        assert getattr(colbert_retriever, name) is not None
 
 
 def test_index_search_reopen(retriever: ColBERT, tmp_path: Path) -> None:
@@ -154,6 +158,6 @@ def test_opening_with_another_model_is_refused(retriever: ColBERT, tmp_path: Pat
 
 def test_retriever_without_index(checkpoints) -> None:
     reranker = ColBERT.from_pretrained(checkpoints["pylate"], show_progress=False)
-    assert reranker.rerank("the cat", ["a dog", "the cat sat"])[0].doc_id == "1"
+    assert reranker.rerank("the cat", ["a dog", "the cat sat"])[0].position == 1
     with pytest.raises(ConfigError, match="no index"):
         reranker.search("the cat")

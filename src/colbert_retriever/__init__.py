@@ -1,12 +1,19 @@
 """colbert-retriever: late-interaction (ColBERT) retrieval for RAG, fast on a plain CPU.
 
 The front door is `ColBERT`; `Encoder` and `Index` are its two halves, usable alone.
+
+Importing the package is light: the errors and settings load at once; everything that needs
+torch, transformers or FAISS loads on first use of its name (PEP 562), so `import
+colbert_retriever` and `colbert-retriever --help` stay fast.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from colbert_retriever._version import __version__
 from colbert_retriever.config import EncoderConfig, IndexConfig, PlaidConfig, SearchConfig
-from colbert_retriever.encoder import Encoder
 from colbert_retriever.errors import (
     CheckpointError,
     ColbertRetrieverError,
@@ -24,10 +31,38 @@ from colbert_retriever.errors import (
     MissingDependencyError,
     ModelMismatchError,
 )
-from colbert_retriever.index import Index, IndexInfo
-from colbert_retriever.results import Document, Hit
-from colbert_retriever.retriever import ColBERT
-from colbert_retriever.storage import DocumentBatch, Store
+from colbert_retriever.results import Document, Hit, RerankHit
+
+if TYPE_CHECKING:
+    from colbert_retriever.encoder import Encoder
+    from colbert_retriever.filters import Filter
+    from colbert_retriever.index import Index, IndexInfo
+    from colbert_retriever.retriever import ColBERT
+    from colbert_retriever.storage import DocumentBatch, Store
+
+_LAZY = {
+    "ColBERT": "colbert_retriever.retriever",
+    "DocumentBatch": "colbert_retriever.storage",
+    "Encoder": "colbert_retriever.encoder",
+    "Filter": "colbert_retriever.filters",
+    "Index": "colbert_retriever.index",
+    "IndexInfo": "colbert_retriever.index",
+    "Store": "colbert_retriever.storage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        msg = f"module 'colbert_retriever' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "CheckpointError",
@@ -42,6 +77,7 @@ __all__ = [
     "EmptyIndexError",
     "Encoder",
     "EncoderConfig",
+    "Filter",
     "Hit",
     "Index",
     "IndexConfig",
@@ -55,6 +91,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelMismatchError",
     "PlaidConfig",
+    "RerankHit",
     "SearchConfig",
     "Store",
     "__version__",

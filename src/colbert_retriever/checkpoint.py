@@ -38,7 +38,7 @@ CheckpointFormat = Literal["stanford", "pylate", "transformers"]
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _PUNCTUATION = tuple(string.punctuation)
 # The same activations PyLate's Dense module may name; anything else is refused.
-_ACTIVATIONS = {
+ACTIVATIONS = {
     "torch.nn.modules.linear.Identity": torch.nn.Identity,
     "torch.nn.modules.activation.Tanh": torch.nn.Tanh,
     "torch.nn.modules.activation.ReLU": torch.nn.ReLU,
@@ -197,7 +197,7 @@ def _read_pylate(path: Path, modules: list[dict[str, Any]]) -> tuple[EncoderConf
         folder = path / str(module.get("path", ""))
         dense = _read_json(folder / "config.json")
         activation = str(dense.get("activation_function", "torch.nn.modules.linear.Identity"))
-        if activation not in _ACTIVATIONS:
+        if activation not in ACTIVATIONS:
             msg = f"{folder}: unsupported Dense activation {activation!r}"
             raise CheckpointError(msg)
         weights = _load_weights(folder)

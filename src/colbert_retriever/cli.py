@@ -7,7 +7,6 @@ exit 1 with one line on stderr; usage errors exit 2; Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import sys
@@ -91,8 +90,10 @@ def _parser() -> argparse.ArgumentParser:
         "--filter",
         action="append",
         default=[],
-        metavar="FIELD=VALUE",
-        help="keep documents whose metadata FIELD equals VALUE (JSON or string); repeatable",
+        metavar="JSON|FIELD=VALUE",
+        help='keep documents that pass a filter: a JSON filter object (\'{"year": {"$gte": 2020}}\'; operators '
+        "$eq $ne $in $nin $gt $gte $lt $lte $exists $contains $and $or $not) or FIELD=VALUE for equality "
+        "(VALUE read as JSON, else as a string); repeatable, all must hold",
     )
     sub.add_argument("--json", action="store_true", help="one JSON object per result and line")
     _plaid_options(sub)
@@ -146,10 +147,7 @@ def _open(args: argparse.Namespace) -> Any:
 def _add_corpus(retriever: Any, path: str, *, upsert: bool) -> int:
     from colbert_retriever.corpus import read_corpus
 
-    # three lockstep views of one stream: the corpus is never held in memory whole
-    texts, ids, metadata = itertools.tee(read_corpus(path), 3)
-    write = retriever.upsert if upsert else retriever.add
-    return len(write((r.text for r in texts), ids=(r.doc_id for r in ids), metadata=(r.metadata for r in metadata)))
+    return len(retriever.add_documents(read_corpus(path), upsert=upsert))  # streamed, never held whole
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -215,12 +213,12 @@ def _search(args: argparse.Namespace) -> int:
     else:
         qids, texts = [None], [args.query]
     retriever = _open(args)
-    results = retriever.search_batch(texts, k=args.k, filters=_filters(args.filter) or None)
+    results = retriever.search_batch(texts, k=args.k, filters=_filters(args.filter))
     for qid, text, hits in zip(qids, texts, results, strict=True):
         if args.json:
             for hit in hits:
                 line = {
-                    "id": hit.doc_id,
+                    "doc_id": hit.doc_id,
                     "score": hit.score,
                     "normalized_score": hit.normalized_score,
                     "rank": hit.rank,
@@ -276,20 +274,30 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _filters(pairs: list[str]) -> dict[str, Any]:
+def _filters(specs: list[str]) -> dict[str, Any] | None:
+    """The `--filter` options as one filter object: each a JSON object or FIELD=VALUE, ANDed."""
     from colbert_retriever.errors import ConfigError
 
-    filters: dict[str, Any] = {}
-    for pair in pairs:
-        field, sep, value = pair.partition("=")
+    parts: list[Any] = []
+    for spec in specs:
+        if spec.lstrip().startswith("{"):
+            try:
+                parts.append(json.loads(spec))
+            except ValueError as exc:
+                msg = f"--filter {spec!r:.60} is not a valid JSON object ({exc})"
+                raise ConfigError(msg) from exc
+            continue
+        field, sep, value = spec.partition("=")
         if not sep or not field:
-            msg = f"--filter expects FIELD=VALUE, got {pair!r}"
+            msg = f"--filter expects a JSON object or FIELD=VALUE, got {spec!r}"
             raise ConfigError(msg)
         try:
-            filters[field] = json.loads(value)
+            parts.append({field: json.loads(value)})
         except ValueError:
-            filters[field] = value
-    return filters
+            parts.append({field: value})
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
 if __name__ == "__main__":

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from colbert_retriever.errors import ConfigError
+from colbert_retriever.results import Document
 
 TEXT_SUFFIXES = (".txt", ".md")
 
 
-@dataclass(frozen=True)
-class Record:
-    """One document or query read from disk."""
-
-    doc_id: str
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def read_corpus(path: str | Path) -> Iterator[Record]:
+def read_corpus(path: str | Path) -> Iterator[Document]:
     """Documents from a BEIR-style jsonl (`_id`, `title`, `text`) or a folder of .txt/.md.
 
     jsonl: the text is the title and the text joined by a space (as BEIR does); every
@@ -37,12 +28,12 @@ def read_corpus(path: str | Path) -> Iterator[Record]:
             raise ConfigError(msg)
         for file in files:
             rel = file.relative_to(path).as_posix()
-            yield Record(doc_id=rel, text=file.read_text(encoding="utf-8"), metadata={"path": rel})
+            yield Document(doc_id=rel, text=file.read_text(encoding="utf-8"), metadata={"path": rel})
         return
     for row in read_jsonl(path):
         title, text = str(row.get("title") or ""), str(row.get("text") or "")
         metadata = {k: v for k, v in row.items() if k not in ("_id", "text")}
-        yield Record(doc_id=str(row["_id"]), text=f"{title} {text}".strip(), metadata=metadata)
+        yield Document(doc_id=str(row["_id"]), text=f"{title} {text}".strip(), metadata=metadata)
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:

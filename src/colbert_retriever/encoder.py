@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from colbert_retriever.checkpoint import _ACTIVATIONS, Checkpoint, ProjectionLayer, load_checkpoint
+from colbert_retriever.checkpoint import ACTIVATIONS, Checkpoint, ProjectionLayer, load_checkpoint
 from colbert_retriever.config import EncoderConfig
 from colbert_retriever.errors import CheckpointError, ConfigError
-from colbert_retriever.storage import check_texts
+from colbert_retriever.validation import check_texts
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ def _build_linear(layer: ProjectionLayer) -> torch.nn.Module:
         linear.weight.copy_(weight)
         if bias is not None:
             linear.bias.copy_(bias)
-    return torch.nn.Sequential(linear, _ACTIVATIONS[layer.activation]())
+    return torch.nn.Sequential(linear, ACTIVATIONS[layer.activation]())
 
 
 def _special_ids(tokenizer: object, config: EncoderConfig) -> dict[str, object]:

@@ -36,3 +36,23 @@ class Hit:
     rank: int
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RerankHit:
+    """One reranked document (`ColBERT.rerank`).
+
+    Attributes:
+        position: The document's position in the list given to `rerank` (0-based), so
+            callers map a hit back to their own objects without parsing ids.
+        score: Raw MaxSim, as in `Hit.score`.
+        normalized_score: `score` divided by the number of query tokens.
+        rank: 1 for the best document.
+        text: The document's text.
+    """
+
+    position: int
+    score: float
+    normalized_score: float
+    rank: int
+    text: str

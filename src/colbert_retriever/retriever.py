@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import numpy as np
@@ -19,11 +19,13 @@ from tqdm.auto import tqdm
 from colbert_retriever.config import EncoderConfig, IndexConfig, IndexType, PlaidConfig, SearchConfig
 from colbert_retriever.encoder import Encoder
 from colbert_retriever.errors import ConfigError, DimensionMismatchError, IndexCorruptError, ModelMismatchError
+from colbert_retriever.filters import Filter
 from colbert_retriever.index import Index
 from colbert_retriever.maxsim import maxsim, pad_queries
-from colbert_retriever.results import Document, Hit
-from colbert_retriever.storage import DocumentBatch, Filter, Store, check_documents, check_texts
-from colbert_retriever.storage.manifest import read_manifest
+from colbert_retriever.results import Document, Hit, RerankHit
+from colbert_retriever.storage import DocumentBatch, Store
+from colbert_retriever.storage.manifest import MANIFEST, read_manifest
+from colbert_retriever.validation import check_documents, check_texts
 
 
 class ColBERT:
@@ -78,7 +80,7 @@ class ColBERT:
             IndexExistsError: an index exists at `path` and `exist_ok` is False.
             CheckpointError: the model cannot be loaded.
         """
-        if exist_ok and (Path(path) / "manifest.json").exists():
+        if exist_ok and (Path(path) / MANIFEST).exists():
             return cls.open(
                 path,
                 model=model,
@@ -122,10 +124,10 @@ class ColBERT:
             IndexNotFoundError, IndexCorruptError: no index, or a damaged one.
             DimensionMismatchError, ModelMismatchError: `model` is not the index's model.
         """
-        recorded = read_manifest(Path(path))["model"]
+        recorded = read_manifest(Path(path)).model
         try:  # the index's token layout, not the checkpoint's defaults
             config = EncoderConfig(**recorded["layout"])
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             msg = f"index {path}: the model settings in its manifest are unreadable ({exc})"
             raise IndexCorruptError(msg) from exc
         encoder = Encoder.from_pretrained(
@@ -172,6 +174,18 @@ class ColBERT:
         """
         return self._write(texts, ids, metadata, upsert=False)
 
+    def add_documents(self, documents: Iterable[Document], *, upsert: bool = False) -> list[str]:
+        """Encode and store `Document`s (id, text, metadata), all or nothing; return their ids.
+
+        The same as `add` (or `upsert` with `upsert=True`) for a stream of records, e.g.
+        `colbert_retriever.corpus.read_corpus(path)`; the stream is read once, chunk by chunk.
+        """
+        if isinstance(documents, (str, Document)) or not isinstance(documents, Iterable):
+            msg = f"documents must be an iterable of Document, got {type(documents).__name__}"
+            raise ConfigError(msg)
+        total = len(documents) if isinstance(documents, Sequence) else None
+        return self._add_stream(iter(documents), upsert=upsert, total=total)
+
     def upsert(
         self,
         texts: Iterable[str],
@@ -197,8 +211,13 @@ class ColBERT:
         Args:
             query: The question.
             k: Number of hits (fewer when fewer documents pass the filters).
-            filters: A dict of metadata equalities (`{"lang": "en"}`) or a callable taking a
-                metadata dict and returning a bool; applied before ranking.
+            filters: A filter-language object, e.g. `{"lang": "en", "year": {"$gte": 2020}}`
+                (see `colbert_retriever.filters` for every operator), or a callable taking a
+                metadata dict and returning a bool (slow on large indexes); applied before
+                ranking.
+
+        Raises:
+            ConfigError: a blank query, k < 1, or a bad filter (naming the operator).
         """
         if not isinstance(query, str):
             msg = f"query must be a string, got {type(query).__name__}; use search_batch for many"
@@ -211,11 +230,11 @@ class ColBERT:
         store = self.index
         return store.search(self.encoder.encode_queries(queries), k=k, filters=filters)
 
-    def rerank(self, query: str, documents: Sequence[str], *, k: int | None = None) -> list[Hit]:
-        """Score `documents` against `query` by MaxSim without an index.
+    def rerank(self, query: str, documents: Sequence[str], *, k: int | None = None) -> list[RerankHit]:
+        """Score `documents` against `query` by MaxSim, without an index.
 
-        Returns the top `k` (all by default) as hits whose `doc_id` is the document's
-        position in `documents` as a string.
+        Returns the top `k` (all by default), best first; each hit's `position` is the
+        document's index in `documents`.
         """
         if not isinstance(query, str):
             msg = f"query must be a string, got {type(query).__name__}"
@@ -234,8 +253,8 @@ class ColBERT:
         order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))[:k]
         n_tokens = len(query_vectors[0])
         return [
-            Hit(
-                doc_id=str(i),
+            RerankHit(
+                position=i,
                 score=float(scores[i]),
                 normalized_score=float(scores[i]) / n_tokens,
                 rank=rank,
@@ -252,37 +271,52 @@ class ColBERT:
             if value is not None and (isinstance(value, (str, dict)) or not isinstance(value, Iterable)):
                 msg = f"{name} must be an iterable with one entry per text, got {type(value).__name__}"
                 raise ConfigError(msg)
+        total = len(texts) if isinstance(texts, Sequence) else None
+        return self._add_stream(_zip_documents(texts, ids, metadata), upsert=upsert, total=total)
+
+    def _add_stream(self, documents: Iterator[Any], *, upsert: bool, total: int | None) -> list[str]:
         store = self.index
         written: list[str] = []
-        store.write(self._batches(texts, ids, metadata, written), upsert=upsert)
+        store.write(self._batches(documents, written, store.docs_per_batch, total), upsert=upsert)
         return written
 
     def _batches(
-        self, texts: Iterable[str], ids: Iterable[str] | None, metadata: Any, written: list[str]
+        self, documents: Iterator[Any], written: list[str], size: int, total: int | None
     ) -> Iterator[DocumentBatch]:
-        """Validate and encode `texts` chunk by chunk; record the ids in `written`."""
-        size = getattr(self.index, "config", IndexConfig()).docs_per_segment
-        text_iter = iter(texts)
-        id_iter = iter(ids) if ids is not None else None
-        meta_iter = iter(metadata) if metadata is not None else None
-        total = len(texts) if isinstance(texts, Sequence) else None
+        """Validate and encode `documents` chunk by chunk; record their ids in `written`."""
         with tqdm(total=total, desc="Indexing", unit="doc", disable=not self.encoder.config.show_progress) as bar:
-            while chunk := list(islice(text_iter, size)):
-                chunk_ids = list(islice(id_iter, len(chunk))) if id_iter else [uuid4().hex for _ in chunk]
-                chunk_meta = list(islice(meta_iter, len(chunk))) if meta_iter else [None] * len(chunk)
-                chunk_meta = [{} if m is None else m for m in chunk_meta]
-                check_documents(chunk_ids, chunk, chunk_meta)
-                vectors = self.encoder.encode_documents(chunk)
-                written.extend(chunk_ids)
-                yield DocumentBatch(ids=chunk_ids, texts=chunk, metadata=chunk_meta, vectors=vectors)
+            while chunk := list(islice(documents, size)):
+                if not all(isinstance(doc, Document) for doc in chunk):
+                    bad = next(doc for doc in chunk if not isinstance(doc, Document))
+                    msg = f"documents must be Document objects, got {type(bad).__name__}"
+                    raise ConfigError(msg)
+                ids, texts = [doc.doc_id for doc in chunk], [doc.text for doc in chunk]
+                metadata = [doc.metadata for doc in chunk]
+                check_documents(ids, texts, metadata)
+                vectors = self.encoder.encode_documents(texts)
+                written.extend(ids)
+                yield DocumentBatch(ids=ids, texts=texts, metadata=metadata, vectors=vectors)
                 bar.update(len(chunk))
-        end = object()  # a metadata entry may itself be None
-        leftovers = [
-            name for name, it in (("ids", id_iter), ("metadata", meta_iter)) if it and next(it, end) is not end
-        ]
-        if leftovers:
-            msg = f"more {' and '.join(leftovers)} than texts were given"
+
+
+def _zip_documents(texts: Iterable[str], ids: Iterable[str] | None, metadata: Any) -> Iterator[Document]:
+    """`Document`s from parallel iterables (random ids when `ids` is None; {} for a None
+    metadata entry); a `ConfigError` when ids or metadata outlast the texts."""
+    id_iter = iter(ids) if ids is not None else None
+    meta_iter = iter(metadata) if metadata is not None else None
+    end = object()  # a metadata entry may itself be None
+    for text in texts:
+        doc_id = next(id_iter, end) if id_iter else uuid4().hex
+        meta = next(meta_iter, end) if meta_iter else None
+        if doc_id is end or meta is end:
+            msg = f"got more texts than {'ids' if doc_id is end else 'metadata entries'}; they must match"
             raise ConfigError(msg)
+        # checked by the writer (check_documents), which names what is wrong
+        yield Document(doc_id=cast(str, doc_id), text=text, metadata={} if meta is None else cast(dict, meta))
+    leftovers = [name for name, it in (("ids", id_iter), ("metadata", meta_iter)) if it and next(it, end) is not end]
+    if leftovers:
+        msg = f"more {' and '.join(leftovers)} than texts were given"
+        raise ConfigError(msg)
 
 
 def _check_model(encoder: Encoder, recorded: dict[str, Any], path: Path) -> None:

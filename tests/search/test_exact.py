@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from colbert_retriever.config import SearchConfig
 from colbert_retriever.maxsim import maxsim, pad_queries
 from colbert_retriever.search.exact import exact_search
+from colbert_retriever.storage.documents import DocumentTable
 from colbert_retriever.storage.segment import Segment
 
 
@@ -16,10 +19,8 @@ def _segment(rng: np.random.Generator, n_docs: int, dim: int, name: str) -> Segm
         name=name,
         embeddings=emb.astype(np.float16),
         offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-        doc_ids=[f"{name}-{i}" for i in range(n_docs)],
-        texts=[""] * n_docs,
-        metadata=[{}] * n_docs,
         deleted=np.zeros(n_docs, dtype=bool),
+        documents=DocumentTable(Path(name), n_docs),  # never read: exact search scores vectors only
     )
 
 

@@ -41,7 +41,7 @@ class ColBERTRerank(BaseDocumentCompressor):
         hits = self.colbert.rerank(query, [doc.page_content for doc in documents], k=self.top_n)
         out = []
         for hit in hits:
-            doc = documents[int(hit.doc_id)]
+            doc = documents[hit.position]
             metadata = {**doc.metadata, "score": hit.score, "rank": hit.rank}
             out.append(Document(id=doc.id, page_content=doc.page_content, metadata=metadata))
         return out

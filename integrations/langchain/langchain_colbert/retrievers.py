@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,12 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from colbert_retriever import ColBERT, Hit
+from colbert_retriever import ColBERT, Filter, Hit
 
 
 def hit_to_document(hit: Hit) -> Document:
-    """A core `Hit` as a LangChain `Document`; id, score and rank go into the metadata."""
-    metadata = {**hit.metadata, "id": hit.doc_id, "score": hit.score, "rank": hit.rank}
+    """A core `Hit` as a LangChain `Document`; doc_id, score and rank go into the metadata."""
+    metadata = {**hit.metadata, "doc_id": hit.doc_id, "score": hit.score, "rank": hit.rank}
     return Document(id=hit.doc_id, page_content=hit.text, metadata=metadata)
 
 
@@ -37,7 +37,8 @@ class ColBERTRetriever(BaseRetriever):
     Attributes:
         colbert: The core retriever (an index plus its encoder).
         k: Documents returned per query; `invoke(query, k=...)` overrides it.
-        filter: Metadata equalities (dict) or a callable(metadata) -> bool.
+        filter: A core filter-language object, e.g. `{"year": {"$gte": 2020}}` (see
+            `colbert_retriever.filters`), or a callable(metadata) -> bool.
         search_kwargs: Extra keyword arguments for `ColBERT.search` (e.g. {"k": 8}).
     """
 
@@ -45,7 +46,7 @@ class ColBERTRetriever(BaseRetriever):
 
     colbert: ColBERT
     k: int = 4
-    filter: dict[str, Any] | Callable[[dict[str, Any]], bool] | None = None
+    filter: Filter | None = None
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

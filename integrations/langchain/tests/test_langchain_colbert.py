@@ -41,7 +41,7 @@ class TestStandardRetriever(RetrieversIntegrationTests):
 def test_documents_carry_id_score_rank_and_metadata(colbert: ColBERT) -> None:
     docs = ColBERTRetriever(colbert=colbert, k=3).invoke("Which hormone controls blood sugar?")
     assert [d.metadata["rank"] for d in docs] == [1, 2, 3]
-    assert docs[0].id == docs[0].metadata["id"] == "insulin"
+    assert docs[0].id == docs[0].metadata["doc_id"] == "insulin"
     assert docs[0].metadata["title"] == "Insulin"
     assert docs[0].metadata["score"] > docs[1].metadata["score"]
     expected = colbert.search("Which hormone controls blood sugar?", k=3)
@@ -53,6 +53,11 @@ def test_filter_and_search_kwargs(colbert: ColBERT) -> None:
     assert [d.id for d in retriever.invoke("a drink")] == ["coffee"]
     retriever = ColBERTRetriever(colbert=colbert, filter=lambda m: m["title"].startswith("M"))
     assert {d.id for d in retriever.invoke("anything", k=10)} == {"mitochondria", "everest"}
+    # the core's filter language passes through as it is
+    retriever = ColBERTRetriever(colbert=colbert, filter={"title": {"$in": ["Coffee", "Insulin"]}}, k=10)
+    assert {d.id for d in retriever.invoke("a drink")} == {"coffee", "insulin"}
+    retriever = ColBERTRetriever(colbert=colbert, filter={"title": {"$gte": "V", "$lt": "Vo"}}, k=10)
+    assert {d.id for d in retriever.invoke("health")} == {"vaccines", "vitamin-d"}
 
 
 def test_async_search_runs_off_the_event_loop(colbert: ColBERT) -> None:

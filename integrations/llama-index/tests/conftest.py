@@ -20,7 +20,6 @@ def colbert(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
     from colbert_retriever import ColBERT
     from colbert_retriever.corpus import read_corpus
 
-    records = list(read_corpus(EXAMPLES / "corpus.jsonl"))
     colbert = ColBERT.create(tmp_path_factory.mktemp("example") / "index", model=model_path, show_progress=False)
-    colbert.add([r.text for r in records], ids=[r.doc_id for r in records], metadata=[r.metadata for r in records])
+    colbert.add_documents(read_corpus(EXAMPLES / "corpus.jsonl"))
     return colbert

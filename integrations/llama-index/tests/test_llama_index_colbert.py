@@ -10,7 +10,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import QueryFusionRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
+from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 from llama_index.retrievers.colbert import ColBERTRerank, ColBERTRetriever
 
 from colbert_retriever import ColBERT, DocumentNotFoundError
@@ -24,6 +24,7 @@ def test_retrieve_returns_nodes_with_scores(colbert: ColBERT) -> None:
     nodes = ColBERTRetriever(colbert, similarity_top_k=3).retrieve("Which hormone controls blood sugar?")
     assert nodes[0].node.node_id == "insulin"
     assert [n.node.metadata["rank"] for n in nodes] == [1, 2, 3]
+    assert nodes[0].node.metadata["doc_id"] == "insulin"
     expected = colbert.search("Which hormone controls blood sugar?", k=3)
     assert [(n.node.node_id, n.score) for n in nodes] == [(h.doc_id, h.score) for h in expected]
     assert "score" not in nodes[0].node.get_content(metadata_mode="llm")  # result keys stay out of prompts
@@ -39,8 +40,29 @@ def test_metadata_filters(colbert: ColBERT) -> None:
     filters = MetadataFilters(filters=[MetadataFilter(key="title", value="Coffee")])
     nodes = ColBERTRetriever(colbert, similarity_top_k=5, filters=filters).retrieve("a drink")
     assert [n.node.node_id for n in nodes] == ["coffee"]
-    unsupported = MetadataFilters(filters=[MetadataFilter(key="title", value="A", operator=FilterOperator.GT)])
-    with pytest.raises(ValueError, match="equality"):
+    ranged = MetadataFilters(
+        filters=[
+            MetadataFilter(key="title", value="V", operator=FilterOperator.GTE),
+            MetadataFilter(key="title", value="Vo", operator=FilterOperator.LT),
+        ]
+    )
+    nodes = ColBERTRetriever(colbert, similarity_top_k=10, filters=ranged).retrieve("health")
+    assert {n.node.node_id for n in nodes} == {"vaccines", "vitamin-d"}
+    either = MetadataFilters(
+        filters=[
+            MetadataFilter(key="title", value=["Coffee", "Insulin"], operator=FilterOperator.IN),
+            MetadataFilters(filters=[MetadataFilter(key="title", value="TCP")]),
+        ],
+        condition=FilterCondition.OR,
+    )
+    nodes = ColBERTRetriever(colbert, similarity_top_k=10, filters=either).retrieve("a drink")
+    assert {n.node.node_id for n in nodes} == {"coffee", "insulin", "tcp"}
+    negated = MetadataFilters(filters=[MetadataFilter(key="title", value="Coffee")], condition=FilterCondition.NOT)
+    nodes = ColBERTRetriever(colbert, similarity_top_k=30, filters=negated).retrieve("a drink")
+    assert len(nodes) == 19
+    assert "coffee" not in {n.node.node_id for n in nodes}
+    unsupported = MetadataFilters(filters=[MetadataFilter(key="title", value="A", operator=FilterOperator.TEXT_MATCH)])
+    with pytest.raises(ValueError, match="cannot filter with operator"):
         ColBERTRetriever(colbert, filters=unsupported)
 
 

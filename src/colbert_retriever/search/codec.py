@@ -13,13 +13,13 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from colbert_retriever.errors import ConfigError, IndexCorruptError, MissingDependencyError
 from colbert_retriever.storage.atomic import fsync_dir, write_npy
-from colbert_retriever.storage.segment import check_file
+from colbert_retriever.storage.manifest import CodecEntry, FileInfo
+from colbert_retriever.storage.segment import check_files
 
 NBITS = (1, 2, 4)
 FILES = ("centroids.npy", "buckets.npy")
@@ -130,33 +130,47 @@ class ResidualCodec:
         """This codec with `extra` (m, dim) unit centroids appended; existing ids keep their meaning."""
         return dataclasses.replace(self, centroids=np.concatenate([self.centroids, extra.astype(np.float32)]))
 
-    def save(self, folder: Path) -> dict[str, Any]:
-        """Write the codec into a new folder; return its files' sizes and checksums."""
+    def save(self, folder: Path, *, tokens_at_training: int) -> CodecEntry:
+        """Write the codec into a new folder; return its manifest entry."""
         folder.mkdir(parents=True)
         buckets = np.concatenate([self.cutoffs, self.weights])  # (2 * 2**nbits - 1,)
         files = {
             "centroids.npy": write_npy(folder / "centroids.npy", self.centroids),
             "buckets.npy": write_npy(folder / "buckets.npy", buckets),
         }
+        fsync_dir(folder)
         fsync_dir(folder.parent)
-        return files
+        return CodecEntry(
+            name=folder.name,
+            nbits=self.nbits,
+            dim=self.dim,
+            n_centroids=len(self.centroids),
+            outlier_score=self.outlier_score,
+            tokens_at_training=tokens_at_training,
+            files={name: FileInfo(**info) for name, info in files.items()},
+        )
 
     @classmethod
-    def load(cls, folder: Path, entry: dict[str, Any], *, verify: bool) -> ResidualCodec:
+    def load(cls, folder: Path, entry: CodecEntry, *, verify: bool) -> ResidualCodec:
         """Read a codec saved by `save`, as described by its manifest `entry`."""
-        for name in FILES:
-            check_file(folder / name, entry["files"][name], verify=verify)
+        if set(entry.files) != set(FILES):
+            msg = f"codec {folder}: its manifest entry lists unexpected files {sorted(entry.files)}"
+            raise IndexCorruptError(msg)
+        check_files(folder, entry.files, verify=verify)
         try:
             centroids = np.load(folder / "centroids.npy", allow_pickle=False)
             buckets = np.load(folder / "buckets.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
             msg = f"cannot read the codec in {folder}: {exc}"
             raise IndexCorruptError(msg) from exc
-        levels = 1 << entry["nbits"]
-        if buckets.shape != (2 * levels - 1,) or centroids.shape != (entry["n_centroids"], entry["dim"]):
+        if entry.nbits not in NBITS:
+            msg = f"the codec in {folder} has nbits={entry.nbits}; expected one of {NBITS}"
+            raise IndexCorruptError(msg)
+        levels = 1 << entry.nbits
+        if buckets.shape != (2 * levels - 1,) or centroids.shape != (entry.n_centroids, entry.dim):
             msg = f"the codec in {folder} does not match its manifest entry (centroids or buckets differ)"
             raise IndexCorruptError(msg)
-        return cls(centroids, buckets[: levels - 1], buckets[levels - 1 :], entry["nbits"], entry["outlier_score"])
+        return cls(centroids, buckets[: levels - 1], buckets[levels - 1 :], entry.nbits, entry.outlier_score)
 
 
 def kmeans(sample: np.ndarray, n_centroids: int, *, seed: int, niter: int) -> np.ndarray:

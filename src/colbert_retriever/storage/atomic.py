@@ -8,15 +8,13 @@ point leaves either the old file or the new one, never a torn mix.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import io
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import filelock
 import numpy as np
 
 from colbert_retriever.errors import IndexLockedError
@@ -25,7 +23,10 @@ _CHUNK = 1 << 22
 
 
 def fsync_dir(path: Path) -> None:
-    """Make a rename or new entry in `path` durable."""
+    """Make a rename or new entry in `path` durable (POSIX; Windows cannot open a folder to
+    sync it, and its renames are durable once `os.replace` returns)."""
+    if os.name == "nt":
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -67,28 +68,29 @@ def sha256_file(path: Path) -> str:
 
 @contextlib.contextmanager
 def writer_lock(folder: Path, timeout: float) -> Iterator[None]:
-    """Hold the index's inter-process write lock (`flock` on `folder/write.lock`).
+    """Hold the index's inter-process write lock (`folder/write.lock`).
 
-    Waits up to `timeout` seconds for another writer, then raises `IndexLockedError`.
-    The lock dies with its process, so a killed writer never leaves the index locked.
+    The lock is the `filelock` library's: `flock` on POSIX, `msvcrt.locking` on Windows.
+    It dies with its process, so a killed writer never leaves the index locked. Waits up to
+    `timeout` seconds for another writer, then raises `IndexLockedError`.
     """
-    fd = os.open(folder / "write.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock = filelock.FileLock(folder / "write.lock")
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    msg = f"another process is writing to the index at {folder} (waited {timeout:g} s)"
-                    raise IndexLockedError(msg) from exc
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout as exc:
+        msg = f"another process is writing to the index at {folder} (waited {timeout:g} s)"
+        raise IndexLockedError(msg) from exc
+    try:
+        yield
     finally:
-        os.close(fd)
+        lock.release()
+
+
+def try_lock(path: Path) -> filelock.BaseFileLock | None:
+    """The lock at `path` if no one holds it (the caller releases it), else None."""
+    lock = filelock.FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return None
+    return lock

@@ -3,7 +3,8 @@
 Every segment folder holds, readable without this library:
 
 * ``doclens.npy``: (n_documents,) int64, tokens per document, in order;
-* ``documents.jsonl``: one ``{"doc_id", "text", "metadata"}`` object per document, in order;
+* the documents, read lazily (see storage/documents.py: ``documents.jsonl``, its line
+  offsets, an id index and the metadata columns);
 
 and the token vectors, back to back, either exact (exact index):
 
@@ -24,8 +25,7 @@ compaction writes new segments.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,18 +33,14 @@ from typing import Any
 import numpy as np
 
 from colbert_retriever.errors import IndexCorruptError
-from colbert_retriever.storage.atomic import fsync_dir, sha256_file, write_bytes, write_npy
+from colbert_retriever.storage import documents
+from colbert_retriever.storage.atomic import fsync_dir, sha256_file, write_npy
+from colbert_retriever.storage.documents import DocumentTable
+from colbert_retriever.storage.manifest import FileInfo, SegmentEntry
 
-EXACT_FILES = ("embeddings.npy", "doclens.npy", "documents.jsonl")
-COMPRESSED_FILES = (
-    "codes.npy",
-    "residuals.npy",
-    "norms.npy",
-    "ivf_offsets.npy",
-    "ivf_docs.npy",
-    "doclens.npy",
-    "documents.jsonl",
-)
+VECTOR_FILES = ("embeddings.npy",)
+COMPRESSED_FILES = ("codes.npy", "residuals.npy", "norms.npy", "ivf_offsets.npy", "ivf_docs.npy")
+_COMMON_FILES = ("doclens.npy", *documents.FILES)
 
 
 @dataclass(frozen=True)
@@ -65,20 +61,22 @@ class Segment:
     Attributes:
         name: Folder name under ``segments/``.
         offsets: (n_documents + 1,) int64; document i is tokens offsets[i]:offsets[i+1].
-        doc_ids, texts, metadata: Per document, in row order.
         deleted: (n_documents,) bool tombstones.
+        documents: Ids, texts and metadata, read on demand.
         embeddings: (n_tokens, dim) float16 in an exact index, else None.
         compressed: The compressed tokens in a PLAID index, else None.
     """
 
     name: str
     offsets: np.ndarray
-    doc_ids: list[str]
-    texts: list[str]
-    metadata: list[dict[str, Any]]
     deleted: np.ndarray
+    documents: DocumentTable
     embeddings: np.ndarray | None = None
     compressed: Compressed | None = None
+
+    @property
+    def n_documents(self) -> int:
+        return len(self.offsets) - 1
 
     @property
     def live_rows(self) -> np.ndarray:
@@ -88,7 +86,7 @@ class Segment:
         """Token indices of documents `rows`, back to back, and their (len(rows) + 1,)
         offsets within that list.
 
-        >>> seg = Segment("s", np.array([0, 3, 5, 9]), [], [], [], np.zeros(3, bool))
+        >>> seg = Segment("s", np.array([0, 3, 5, 9]), np.zeros(3, bool), DocumentTable(Path("s"), 3))
         >>> [a.tolist() for a in seg.tokens(np.array([2, 0]))]
         [[5, 6, 7, 8, 0, 1, 2], [0, 4, 7]]
         """
@@ -115,7 +113,7 @@ def write_segment(
     texts: Sequence[str],
     metadata: Sequence[dict[str, Any]],
     vectors: Sequence[np.ndarray],
-) -> dict[str, Any]:
+) -> SegmentEntry:
     """Write a new exact segment folder; return its manifest entry (counts and file checksums)."""
     folder.mkdir(parents=True)
     embeddings = np.concatenate(vectors, dtype=np.float16)  # (n_tokens, dim) float16
@@ -134,7 +132,7 @@ def write_compressed_segment(
     residuals: np.ndarray,
     norms: np.ndarray,
     n_centroids: int,
-) -> dict[str, Any]:
+) -> SegmentEntry:
     """Write a new compressed segment folder, inverted lists included; return its manifest entry."""
     folder.mkdir(parents=True)
     n_docs = len(doclens)
@@ -155,78 +153,73 @@ def write_compressed_segment(
 
 def _finish(
     folder: Path,
-    files: dict[str, Any],
+    files: dict[str, dict[str, Any]],
     doc_ids: Sequence[str],
     texts: Sequence[str],
     metadata: Sequence[dict[str, Any]],
     doclens: np.ndarray,
-) -> dict[str, Any]:
+) -> SegmentEntry:
     """Write the files every segment has and return the manifest entry."""
-    lines = (
-        json.dumps({"doc_id": d, "text": t, "metadata": m}, ensure_ascii=False, allow_nan=False)
-        for d, t, m in zip(doc_ids, texts, metadata, strict=True)
-    )
     files["doclens.npy"] = write_npy(folder / "doclens.npy", doclens)
-    files["documents.jsonl"] = write_bytes(folder / "documents.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
+    files |= documents.write_documents(folder, doc_ids, texts, metadata)
+    fsync_dir(folder)
     fsync_dir(folder.parent)
-    return {
-        "name": folder.name,
-        "n_documents": len(doclens),
-        "n_tokens": int(doclens.sum()),
-        "deleted": [],
-        "files": files,
-    }
+    return SegmentEntry(
+        name=folder.name,
+        n_documents=len(doclens),
+        n_tokens=int(doclens.sum()),
+        files={name: FileInfo(**info) for name, info in files.items()},
+    )
 
 
-def load_segment(folder: Path, entry: dict[str, Any], *, verify: bool) -> Segment:
+def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
     """Load a segment listed in the manifest, checking every file's size (and checksum)."""
-    names = set(entry["files"])
-    if names not in ({*EXACT_FILES}, {*COMPRESSED_FILES}):
+    names = set(entry.files)
+    if names not in ({*VECTOR_FILES, *_COMMON_FILES}, {*COMPRESSED_FILES, *_COMMON_FILES}):
         msg = f"segment {folder}: its manifest entry lists unexpected files {sorted(names)}"
         raise IndexCorruptError(msg)
-    for name, expected in entry["files"].items():
-        check_file(folder / name, expected, verify=verify)
+    check_files(folder, entry.files, verify=verify)
     try:
         # copy-on-write mapping: pages are shared and never written, and torch can wrap
         # the array without copying it (it refuses read-only arrays)
         arrays = {
             name.removesuffix(".npy"): np.load(folder / name, mmap_mode="c", allow_pickle=False)
-            for name in names - {"documents.jsonl"}
+            for name in names & {*VECTOR_FILES, *COMPRESSED_FILES, "doclens.npy"}
         }
-        doclens = np.asarray(arrays.pop("doclens"))
-        # "\n" only: str.splitlines would also split at U+0085 or U+2028 inside a text
-        lines = (folder / "documents.jsonl").read_text("utf-8").split("\n")
-        rows = [json.loads(line) for line in lines if line]
     except (OSError, ValueError) as exc:
         msg = f"cannot read segment {folder}: {exc}"
         raise IndexCorruptError(msg) from exc
-    n_docs = entry["n_documents"]
+    doclens = np.asarray(arrays.pop("doclens"))
     tokens = arrays["embeddings" if "embeddings" in arrays else "codes"]
-    if len(doclens) != n_docs or len(rows) != n_docs or tokens.shape[0] != int(doclens.sum()):
+    if len(doclens) != entry.n_documents or tokens.shape[0] != int(doclens.sum()):
         msg = f"segment {folder} does not match its manifest entry (documents or tokens differ)"
         raise IndexCorruptError(msg)
-    offsets = np.zeros(n_docs + 1, dtype=np.int64)
+    offsets = np.zeros(entry.n_documents + 1, dtype=np.int64)
     np.cumsum(doclens, out=offsets[1:])
     return Segment(
         name=folder.name,
         offsets=offsets,
-        doc_ids=[r["doc_id"] for r in rows],
-        texts=[r["text"] for r in rows],
-        metadata=[r["metadata"] for r in rows],
         deleted=deleted_mask(entry),
+        documents=DocumentTable(folder, entry.n_documents),
         embeddings=arrays.pop("embeddings", None),
         compressed=Compressed(**arrays) if arrays else None,
     )
 
 
-def deleted_mask(entry: dict[str, Any]) -> np.ndarray:
+def deleted_mask(entry: SegmentEntry) -> np.ndarray:
     """(n_documents,) bool tombstones of a manifest segment entry."""
-    deleted = np.zeros(entry["n_documents"], dtype=bool)
-    deleted[np.asarray(entry["deleted"], dtype=np.int64)] = True
+    deleted = np.zeros(entry.n_documents, dtype=bool)
+    deleted[np.asarray(entry.deleted, dtype=np.int64)] = True
     return deleted
 
 
-def check_file(path: Path, expected: dict[str, Any], *, verify: bool) -> None:
+def check_files(folder: Path, files: Mapping[str, FileInfo], *, verify: bool) -> None:
+    """`check_file` for each of `files` in `folder`."""
+    for name, expected in files.items():
+        check_file(folder / name, expected, verify=verify)
+
+
+def check_file(path: Path, expected: FileInfo, *, verify: bool) -> None:
     """Raise `IndexCorruptError` naming `path` if it is missing, of another size than the
     manifest says or (with `verify`) fails its sha256."""
     try:
@@ -234,9 +227,9 @@ def check_file(path: Path, expected: dict[str, Any], *, verify: bool) -> None:
     except FileNotFoundError as exc:
         msg = f"index file {path} is missing"
         raise IndexCorruptError(msg) from exc
-    if size != expected["bytes"]:
-        msg = f"index file {path} has {size} bytes, the manifest says {expected['bytes']} (truncated or overwritten)"
+    if size != expected.bytes:
+        msg = f"index file {path} has {size} bytes, the manifest says {expected.bytes} (truncated or overwritten)"
         raise IndexCorruptError(msg)
-    if verify and sha256_file(path) != expected["sha256"]:
+    if verify and sha256_file(path) != expected.sha256:
         msg = f"index file {path} fails its sha256 checksum (corrupted on disk)"
         raise IndexCorruptError(msg)

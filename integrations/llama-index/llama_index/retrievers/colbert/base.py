@@ -26,28 +26,55 @@ from pydantic import Field, PrivateAttr
 from colbert_retriever import ColBERT, Hit
 
 # Added to each node's metadata, kept out of what the LLM and embedders see.
-RESULT_KEYS = ["score", "rank"]
+RESULT_KEYS = ["doc_id", "score", "rank"]
+
+# LlamaIndex operators as the core filter language's (colbert_retriever.filters)
+_OPERATORS = {
+    FilterOperator.EQ: "$eq",
+    FilterOperator.NE: "$ne",
+    FilterOperator.GT: "$gt",
+    FilterOperator.GTE: "$gte",
+    FilterOperator.LT: "$lt",
+    FilterOperator.LTE: "$lte",
+    FilterOperator.IN: "$in",
+    FilterOperator.NIN: "$nin",
+    FilterOperator.CONTAINS: "$contains",
+}
 
 
 def to_core_filters(filters: MetadataFilters | None) -> dict[str, Any] | None:
-    """LlamaIndex `MetadataFilters` as the core's equality filter.
+    """LlamaIndex `MetadataFilters` in the core's filter language.
 
-    Supported: equality filters (`MetadataFilter` with `==`, or `ExactMatchFilter`)
-    combined with AND. Anything else raises `ValueError`: it is not silently dropped.
+    Every comparison operator maps onto the core's, as do `ANY` / `ALL` (some / every value
+    in a list field), `IS_EMPTY` and nested `MetadataFilters` under AND, OR or NOT. Text
+    matching (`TEXT_MATCH`, `TEXT_MATCH_INSENSITIVE`) has no counterpart in the core and
+    raises `ValueError`: a filter is never silently dropped.
     """
     if filters is None:
         return None
-    if filters.condition not in (None, FilterCondition.AND):
-        msg = f"ColBERTRetriever supports only AND-combined filters, got condition {filters.condition!r}"
-        raise ValueError(msg)
-    equalities: dict[str, Any] = {}
-    for item in filters.filters:
-        # ExactMatchFilter is a MetadataFilter whose operator is "=="
-        if not isinstance(item, MetadataFilter) or item.operator != FilterOperator.EQ:
-            msg = f"ColBERTRetriever supports only equality metadata filters for now, got {item!r}"
-            raise ValueError(msg)
-        equalities[item.key] = item.value
-    return equalities
+    parts = [_to_core(item) for item in filters.filters]
+    condition = filters.condition or FilterCondition.AND
+    if condition == FilterCondition.NOT:
+        return {"$not": {"$and": parts}}
+    return {"$or" if condition == FilterCondition.OR else "$and": parts}
+
+
+def _to_core(item: MetadataFilter | MetadataFilters) -> dict[str, Any]:
+    if isinstance(item, MetadataFilters):
+        nested = to_core_filters(item)
+        assert nested is not None
+        return nested
+    key, value, op = item.key, item.value, item.operator
+    if op in _OPERATORS:
+        return {key: {_OPERATORS[op]: value}}
+    if op in (FilterOperator.ANY, FilterOperator.ALL) and isinstance(value, list):
+        if not value:  # some of no values: nothing passes; all of them: everything does
+            return {key: {"$in": []}} if op == FilterOperator.ANY else {}
+        return {"$or" if op == FilterOperator.ANY else "$and": [{key: {"$contains": v}} for v in value]}
+    if op == FilterOperator.IS_EMPTY:
+        return {"$or": [{key: {"$exists": False}}, {key: None}, {key: []}]}
+    msg = f"ColBERTRetriever cannot filter with operator {op!r} (on {key!r}); see colbert_retriever.filters"
+    raise ValueError(msg)
 
 
 def hit_to_node(hit: Hit) -> NodeWithScore:
@@ -55,7 +82,7 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
     node = TextNode(
         id_=hit.doc_id,
         text=hit.text,
-        metadata={**hit.metadata, "score": hit.score, "rank": hit.rank},
+        metadata={**hit.metadata, "doc_id": hit.doc_id, "score": hit.score, "rank": hit.rank},
         excluded_llm_metadata_keys=RESULT_KEYS,
         excluded_embed_metadata_keys=RESULT_KEYS,
     )
@@ -165,4 +192,4 @@ class ColBERTRerank(BaseNodePostprocessor):
             return []
         texts = [item.node.get_content() for item in nodes]
         hits = self._colbert.rerank(query_bundle.query_str, texts, k=self.top_n)
-        return [NodeWithScore(node=nodes[int(hit.doc_id)].node, score=hit.score) for hit in hits]
+        return [NodeWithScore(node=nodes[hit.position].node, score=hit.score) for hit in hits]

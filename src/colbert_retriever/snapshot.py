@@ -1,0 +1,68 @@
+"""One committed state of an index, loaded: what a search or a write sees from start to end.
+
+Loading maps arrays and reads no document: ids are found through each segment's stored id
+index (storage/documents.py), so opening costs the same at a thousand documents or a million.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from colbert_retriever.search.codec import ResidualCodec
+from colbert_retriever.storage.documents import hash_ids
+from colbert_retriever.storage.manifest import Manifest
+from colbert_retriever.storage.segment import Segment, deleted_mask, load_segment
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A manifest with its segments and codec loaded (memory-mapped)."""
+
+    manifest: Manifest
+    segments: tuple[Segment, ...]
+    codec: ResidualCodec | None  # a PLAID index's, once trained
+
+    @property
+    def generation(self) -> int:
+        return self.manifest.generation
+
+    def locate(self, doc_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(segment number, row) of each of `doc_ids` that is a live document."""
+        found: dict[str, tuple[int, int]] = {}
+        if not doc_ids:
+            return found
+        hashes = hash_ids(doc_ids)
+        for seg_no, segment in enumerate(self.segments):
+            which, rows = segment.documents.candidates(hashes)
+            live = ~segment.deleted[rows]
+            which, rows = which[live], rows[live]
+            for i, row, stored in zip(which.tolist(), rows.tolist(), segment.documents.read_ids(rows), strict=True):
+                if stored == doc_ids[i]:
+                    found[stored] = (seg_no, row)
+        return found
+
+    def live_ids(self) -> list[str]:
+        """Ids of all live documents, in storage order (reads every document's id)."""
+        return [doc_id for seg in self.segments for doc_id in seg.documents.read_ids(seg.live_rows.tolist())]
+
+
+def load_snapshot(path: Path, manifest: Manifest, *, previous: Snapshot | None, verify: bool) -> Snapshot:
+    """Load the segments and codec `manifest` lists, reusing those already loaded in `previous`."""
+    loaded = {seg.name: seg for seg in previous.segments} if previous else {}
+    segments = []
+    for entry in manifest.segments:
+        if entry.name in loaded:
+            segments.append(dataclasses.replace(loaded[entry.name], deleted=deleted_mask(entry)))
+        else:
+            segments.append(load_segment(path / "segments" / entry.name, entry, verify=verify))
+    entry = manifest.codec
+    if entry is None:
+        codec = None
+    elif previous is not None and previous.codec is not None and previous.manifest.codec == entry:
+        codec = previous.codec
+    else:
+        codec = ResidualCodec.load(path / "codecs" / entry.name, entry, verify=verify)
+    return Snapshot(manifest=manifest, segments=tuple(segments), codec=codec)

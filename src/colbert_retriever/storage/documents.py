@@ -1,0 +1,132 @@
+"""A segment's documents on disk, read lazily: texts and metadata by row, rows by id.
+
+Nothing is parsed when an index opens; a search reads only its hits' lines. Files:
+
+* ``documents.jsonl``: one ``{"doc_id", "text", "metadata"}`` object per line, in row order,
+  readable by any JSON Lines reader;
+* ``document_offsets.npy``: (n_documents + 1,) int64 byte offset of each line;
+* ``id_index.npy``: (2, n_documents) uint64: the ids' 64-bit hashes, sorted, above the rows
+  they belong to. Finding an id is a binary search, confirmed by reading the row's id, so a
+  hash collision can never return another document;
+* the metadata columns (see columns.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colbert_retriever.errors import IndexCorruptError
+from colbert_retriever.results import Document
+from colbert_retriever.storage import columns
+from colbert_retriever.storage.atomic import write_bytes, write_npy
+
+FILES = ("documents.jsonl", "document_offsets.npy", "id_index.npy", *columns.FILES)
+_ID_PREFIX = b'{"doc_id": '  # how json.dumps starts every line: the id can be read alone
+
+
+def hash_ids(doc_ids: Iterable[str]) -> np.ndarray:
+    """(n,) uint64 stable hashes of ids (BLAKE2b, 8 bytes), the same in every process."""
+    digests = b"".join(hashlib.blake2b(d.encode("utf-8"), digest_size=8).digest() for d in doc_ids)
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+
+
+def write_documents(
+    folder: Path, doc_ids: Sequence[str], texts: Sequence[str], metadata: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, object]]:
+    """Write the document files of a segment; return their manifest entries."""
+    lines = [
+        json.dumps({"doc_id": d, "text": t, "metadata": m}, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+        for d, t, m in zip(doc_ids, texts, metadata, strict=True)
+    ]
+    offsets = np.zeros(len(lines) + 1, dtype=np.int64)  # (n_documents + 1,) int64
+    np.cumsum([len(line) for line in lines], out=offsets[1:])
+    hashes = hash_ids(doc_ids)
+    order = np.argsort(hashes, kind="stable")
+    files = {
+        "documents.jsonl": write_bytes(folder / "documents.jsonl", b"".join(lines)),
+        "document_offsets.npy": write_npy(folder / "document_offsets.npy", offsets),
+        "id_index.npy": write_npy(folder / "id_index.npy", np.stack([hashes[order], order.astype(np.uint64)])),
+    }
+    return files | columns.write_columns(folder, metadata)
+
+
+class DocumentTable:
+    """The documents of one segment, memory-mapped and read on demand (thread-safe: reads only)."""
+
+    def __init__(self, folder: Path, n_documents: int) -> None:
+        self.folder = folder
+        self.n_documents = n_documents
+
+    @cached_property
+    def _lines(self) -> np.ndarray:
+        return np.memmap(self.folder / "documents.jsonl", dtype=np.uint8, mode="r")
+
+    @cached_property
+    def _offsets(self) -> np.ndarray:
+        return self._load("document_offsets.npy")
+
+    @cached_property
+    def _id_index(self) -> np.ndarray:
+        return self._load("id_index.npy")
+
+    @cached_property
+    def columns(self) -> columns.Columns:
+        """The metadata columns, for filters."""
+        arrays = {name.removesuffix(".npy"): self._load(name) for name in columns.FILES}
+        return columns.Columns(arrays, self.n_documents)
+
+    def _load(self, name: str) -> np.ndarray:
+        try:
+            return np.load(self.folder / name, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            msg = f"cannot read segment {self.folder}: {exc}"
+            raise IndexCorruptError(msg) from exc
+
+    def _line(self, row: int) -> bytes:
+        return bytes(self._lines[self._offsets[row] : self._offsets[row + 1]])
+
+    def read(self, rows: Iterable[int]) -> list[Document]:
+        """The documents at `rows`, in that order."""
+        out = []
+        for row in rows:
+            try:
+                item = json.loads(self._line(row))
+                out.append(Document(doc_id=item["doc_id"], text=item["text"], metadata=item["metadata"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                msg = f"cannot read document row {row} of {self.folder / 'documents.jsonl'}: {exc}"
+                raise IndexCorruptError(msg) from exc
+        return out
+
+    def read_ids(self, rows: Iterable[int]) -> list[str]:
+        """The ids at `rows`, decoding only the start of each line (never the text)."""
+        decoder = json.JSONDecoder()
+        out = []
+        for row in rows:
+            line = self._line(row)
+            try:
+                if not line.startswith(_ID_PREFIX):
+                    msg = "a line does not start with its doc_id"
+                    raise ValueError(msg)
+                doc_id, _ = decoder.raw_decode(line.decode("utf-8"), len(_ID_PREFIX))
+            except ValueError as exc:
+                msg = f"cannot read document row {row} of {self.folder / 'documents.jsonl'}: {exc}"
+                raise IndexCorruptError(msg) from exc
+            out.append(doc_id)
+        return out
+
+    def candidates(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows whose id hash is one of `hashes`: (index into `hashes`, row) int64 pairs.
+        Confirm with `read_ids`: a hash match is not yet an id match."""
+        sorted_hashes, rows = self._id_index[0], self._id_index[1]
+        lo = np.searchsorted(sorted_hashes, hashes, side="left")
+        counts = np.searchsorted(sorted_hashes, hashes, side="right") - lo
+        which = np.repeat(np.arange(len(hashes)), counts)
+        first = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        return which, rows[first].astype(np.int64)

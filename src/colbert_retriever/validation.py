@@ -1,0 +1,72 @@
+"""Checks of what callers pass in, at the public edge: texts, ids, metadata.
+
+Everything past these checks is trusted: a `ConfigError` here names the first bad entry, so
+nothing invalid ever reaches the encoder or the disk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from colbert_retriever.errors import ConfigError, DuplicateIdError
+
+
+def check_texts(texts: Sequence[str], what: str) -> list[str]:
+    """A list of non-blank, valid Unicode strings, or a `ConfigError` naming the first bad one."""
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        msg = f"{what} must be a list of strings, got {type(texts).__name__}"
+        raise ConfigError(msg)
+    for i, text in enumerate(texts):
+        check_string(text, f"{what}[{i}]", allow_blank=False)
+    return list(texts)
+
+
+def check_ids(doc_ids: Sequence[str], what: str = "ids") -> list[str]:
+    """A list of string ids (not a bare string), or a `ConfigError`."""
+    if isinstance(doc_ids, str) or not isinstance(doc_ids, Sequence) or not all(isinstance(d, str) for d in doc_ids):
+        msg = f"{what} must be a list of strings, got {doc_ids!r:.80}"
+        raise ConfigError(msg)
+    return list(doc_ids)
+
+
+def check_string(value: object, what: str, *, allow_blank: bool) -> None:
+    """A string that encodes to UTF-8 (no unpaired surrogates), non-blank unless allowed."""
+    if not isinstance(value, str):
+        msg = f"{what} must be a string, got {type(value).__name__}"
+        raise ConfigError(msg)
+    if not (value if allow_blank else value.strip()):
+        msg = f"{what} is empty or whitespace only"
+        raise ConfigError(msg)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        msg = f"{what} is not valid Unicode (an unpaired surrogate at position {exc.start})"
+        raise ConfigError(msg) from exc
+
+
+def check_documents(ids: Sequence[object], texts: Sequence[object], metadata: Sequence[object]) -> None:
+    """Validate one batch: string ids, non-blank texts, JSON metadata without NaN or infinity.
+
+    Raises `ConfigError` naming the first bad entry; `DuplicateIdError` for an id repeated
+    inside the batch.
+    """
+    if not (len(ids) == len(texts) == len(metadata)):
+        msg = f"got {len(texts)} texts, {len(ids)} ids and {len(metadata)} metadata entries; they must match"
+        raise ConfigError(msg)
+    seen: set[object] = set()
+    for i, (doc_id, text, meta) in enumerate(zip(ids, texts, metadata, strict=True)):
+        check_string(doc_id, f"document id #{i}", allow_blank=True)
+        if doc_id in seen:
+            msg = f"document id {doc_id!r} appears twice in one add"
+            raise DuplicateIdError(msg)
+        seen.add(doc_id)
+        check_string(text, f"document {doc_id!r}: text", allow_blank=False)
+        if not isinstance(meta, dict):
+            msg = f"document {doc_id!r}: metadata must be a dict, got {type(meta).__name__}"
+            raise ConfigError(msg)
+        try:
+            json.dumps(meta, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+            msg = f"document {doc_id!r}: metadata must be JSON-serialisable without NaN/inf ({exc})"
+            raise ConfigError(msg) from exc
