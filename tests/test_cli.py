@@ -70,6 +70,21 @@ def test_search_many_queries_and_filters(built: Path, tmp_path: Path, capsys: py
     assert [line["doc_id"] for line in _json_lines(capsys.readouterr().out)] == ["cat"]
 
 
+def test_filter_language_on_the_command_line(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    search = ["search", "--index", str(built), "-k", "5", "--json", "-q"]
+    capsys.readouterr()
+    assert main([*search, "--filter", '{"lang": {"$in": ["fr", "de"]}}', "paris"]) == 0
+    assert [line["doc_id"] for line in _json_lines(capsys.readouterr().out)] == ["cat"]
+    assert main([*search, "--filter", "lang=en", "--filter", '{"title": {"$ne": "paris"}}', "paris"]) == 0
+    assert [line["doc_id"] for line in _json_lines(capsys.readouterr().out)] == ["plant"]
+    for bad, named in [('{"lang": {"$like": "e"}}', "$like"), ('{"lang": ', "not a valid JSON object")]:
+        assert main([*search, "--filter", bad, "paris"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ")
+        assert named in err
+        assert "\n" not in err
+
+
 def test_add_delete_and_eval(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     more = tmp_path / "more"
     (more / "sub").mkdir(parents=True)

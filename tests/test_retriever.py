@@ -9,6 +9,7 @@ from colbert_retriever import (
     ColBERT,
     ConfigError,
     DimensionMismatchError,
+    Document,
     DuplicateIdError,
     IndexConfig,
     ModelMismatchError,
@@ -91,7 +92,8 @@ def test_scores_match_rerank_and_are_normalised(retriever: ColBERT) -> None:
         assert abs(hit.score - by_text[hit.text]) < 0.016
         assert abs(hit.normalized_score - hit.score / 8) < 1e-6  # 8 query tokens with expansion
     assert [h.rank for h in reranked] == [1, 2, 3, 4, 5]
-    assert len(retriever.rerank(query, TEXTS, k=2)) == 2
+    assert [TEXTS[h.position] for h in reranked] == [h.text for h in reranked]  # positions in the input
+    assert [h.position for h in retriever.rerank(query, TEXTS, k=2)] == [h.position for h in reranked[:2]]
 
 
 def test_generator_input_in_many_segments_is_one_commit(tmp_path: Path, checkpoints) -> None:
@@ -113,6 +115,20 @@ def test_generator_input_in_many_segments_is_one_commit(tmp_path: Path, checkpoi
     with pytest.raises(ConfigError, match=r"empty|blank"):
         retriever.add(bad())
     assert len(ColBERT.open(tmp_path / "idx", show_progress=False)) == 5
+
+
+def test_add_documents_takes_a_stream_of_records(retriever: ColBERT) -> None:
+    records = (Document(doc_id=f"d{i}", text=text, metadata={"i": i}) for i, text in enumerate(TEXTS))
+    assert retriever.add_documents(records) == [f"d{i}" for i in range(5)]
+    assert retriever.get(["d3"])[0] == Document(doc_id="d3", text=TEXTS[3], metadata={"i": 3})
+    with pytest.raises(DuplicateIdError, match="upsert"):
+        retriever.add_documents([Document(doc_id="d0", text="again")])
+    retriever.add_documents([Document(doc_id="d0", text="the eiffel tower.")], upsert=True)
+    assert retriever.get(["d0"])[0].text == "the eiffel tower."
+    for bad in (["plain text"], "plain text", Document(doc_id="x", text="y")):
+        with pytest.raises(ConfigError, match="Document"):
+            retriever.add_documents(bad)
+    assert len(retriever) == 5
 
 
 def test_bad_inputs(retriever: ColBERT) -> None:

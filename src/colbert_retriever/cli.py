@@ -163,7 +163,7 @@ def _index(args: argparse.Namespace) -> int:
         **_settings(args),
     )
     count = _add_corpus(retriever, args.input, upsert=False)
-    logger.info("indexed %d documents (%d token vectors) into %s", count, retriever.index.n_tokens, args.index)
+    logger.info("indexed %d documents into %s", count, args.index)
     return 0
 
 
@@ -207,11 +207,11 @@ def _search(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.queries is None):
         print("error: give either a query or --queries FILE", file=sys.stderr)
         return 2
+    qids: list[str | None] = [None]
+    texts: list[str] = [args.query]
     if args.queries:
         rows = list(read_jsonl(args.queries))
         qids, texts = [str(r["_id"]) for r in rows], [str(r.get("text", "")) for r in rows]
-    else:
-        qids, texts = [None], [args.query]
     retriever = _open(args)
     results = retriever.search_batch(texts, k=args.k, filters=_filters(args.filter))
     for qid, text, hits in zip(qids, texts, results, strict=True):

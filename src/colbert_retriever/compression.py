@@ -137,7 +137,7 @@ def _train(sources: Sources, source_codec: ResidualCodec | None, settings: Plaid
     n_centroids = min(settings.n_centroids or _auto_centroids(total, dim, settings.max_centroids), total)
     rng = np.random.default_rng(settings.seed)
     share = min(1.0, 32 * n_centroids / total)
-    sample = []
+    sample: list[np.ndarray] = []
     for segment, rows in sources:
         picked = rows[rng.random(len(rows)) < share]
         sample.extend(_vectors(segment, tokens, source_codec) for _, tokens in _chunks(segment, picked))

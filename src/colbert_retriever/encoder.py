@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,8 +95,8 @@ class Encoder:
     def __init__(
         self,
         checkpoint: Checkpoint,
-        transformer: torch.nn.Module,
-        tokenizer: object,
+        transformer: Any,
+        tokenizer: Any,
         config: EncoderConfig,
     ) -> None:
         self.checkpoint = checkpoint
@@ -120,7 +121,7 @@ class Encoder:
         config: EncoderConfig | None = None,
         *,
         trust_remote_code: bool = False,
-        **overrides: object,
+        **overrides: Any,
     ) -> Encoder:
         """Load a checkpoint folder or hub id.
 
@@ -206,7 +207,7 @@ class Encoder:
         return self._encode(check_texts(documents, "documents"), is_query=False)
 
     def _token_ids(self, texts: list[str], *, is_query: bool) -> list[list[int]]:
-        marker = self._ids["query_marker" if is_query else "doc_marker"]
+        marker = self._ids.query_marker if is_query else self._ids.doc_marker
         maxlen = self.config.query_maxlen if is_query else self.config.doc_maxlen
         with self._tokenizer_lock:
             ids = self._tokenizer(
@@ -225,7 +226,10 @@ class Encoder:
         cfg = self.config
         expand = is_query and cfg.query_expansion
         length = cfg.query_maxlen if expand else max(len(seq) for seq in ids)
-        pad_id = self._ids["mask"] if expand else self._ids["pad"]
+        pad_id = self._ids.pad
+        if expand:
+            assert self._ids.mask is not None, "checked when the encoder was built"
+            pad_id = self._ids.mask
         input_ids = torch.full((len(ids), length), pad_id, dtype=torch.int64)
         real = torch.zeros((len(ids), length), dtype=torch.bool)
         for row, seq in enumerate(ids):
@@ -237,7 +241,7 @@ class Encoder:
         elif is_query:
             keep = real
         else:
-            keep = real & ~torch.isin(input_ids, self._ids["skiplist"])
+            keep = real & ~torch.isin(input_ids, self._ids.skiplist)
         return TokenizedBatch(input_ids=input_ids, attention_mask=attention.long(), keep=keep)
 
     def _encode(self, texts: list[str], *, is_query: bool) -> list[np.ndarray]:
@@ -282,7 +286,18 @@ def _build_linear(layer: ProjectionLayer) -> torch.nn.Module:
     return torch.nn.Sequential(linear, ACTIVATIONS[layer.activation]())
 
 
-def _special_ids(tokenizer: object, config: EncoderConfig) -> dict[str, object]:
+@dataclass(frozen=True)
+class _SpecialIds:
+    """Token ids the layout needs: markers, [MASK] (query expansion), padding, skiplist."""
+
+    query_marker: int | None
+    doc_marker: int | None
+    mask: int | None
+    pad: int
+    skiplist: torch.Tensor
+
+
+def _special_ids(tokenizer: Any, config: EncoderConfig) -> _SpecialIds:
     """Ids of the markers, [MASK], padding and skiplist tokens, checked to exist."""
     vocab = tokenizer.get_vocab()
 
@@ -305,10 +320,10 @@ def _special_ids(tokenizer: object, config: EncoderConfig) -> dict[str, object]:
             pieces = tokenizer.encode(word, add_special_tokens=False)
             skip.update(pieces[:1])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return {
-        "query_marker": None if config.query_marker is None else token_id(config.query_marker, "query marker"),
-        "doc_marker": None if config.doc_marker is None else token_id(config.doc_marker, "document marker"),
-        "mask": mask,
-        "pad": pad,
-        "skiplist": torch.tensor(sorted(skip), dtype=torch.int64),
-    }
+    return _SpecialIds(
+        query_marker=None if config.query_marker is None else token_id(config.query_marker, "query marker"),
+        doc_marker=None if config.doc_marker is None else token_id(config.doc_marker, "document marker"),
+        mask=mask,
+        pad=pad,
+        skiplist=torch.tensor(sorted(skip), dtype=torch.int64),
+    )

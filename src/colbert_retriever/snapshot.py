@@ -58,11 +58,11 @@ def load_snapshot(path: Path, manifest: Manifest, *, previous: Snapshot | None, 
             segments.append(dataclasses.replace(loaded[entry.name], deleted=deleted_mask(entry)))
         else:
             segments.append(load_segment(path / "segments" / entry.name, entry, verify=verify))
-    entry = manifest.codec
-    if entry is None:
+    codec_entry = manifest.codec
+    if codec_entry is None:
         codec = None
-    elif previous is not None and previous.codec is not None and previous.manifest.codec == entry:
+    elif previous is not None and previous.codec is not None and previous.manifest.codec == codec_entry:
         codec = previous.codec
     else:
-        codec = ResidualCodec.load(path / "codecs" / entry.name, entry, verify=verify)
+        codec = ResidualCodec.load(path / "codecs" / codec_entry.name, codec_entry, verify=verify)
     return Snapshot(manifest=manifest, segments=tuple(segments), codec=codec)

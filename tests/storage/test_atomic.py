@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colbert_retriever.storage.atomic import sha256_file, write_bytes, write_npy
+from colbert_retriever.storage.atomic import FileInfo, sha256_file, write_bytes, write_npy
 
 
 def test_write_bytes_replaces_and_reports_checksum(tmp_path: Path) -> None:
@@ -14,7 +14,7 @@ def test_write_bytes_replaces_and_reports_checksum(tmp_path: Path) -> None:
     write_bytes(path, b"old")
     info = write_bytes(path, b"new data")
     assert path.read_bytes() == b"new data"
-    assert info == {"bytes": 8, "sha256": sha256_file(path)}
+    assert info == FileInfo(bytes=8, sha256=sha256_file(path))
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left
 
 

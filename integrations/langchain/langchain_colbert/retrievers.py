@@ -118,9 +118,9 @@ class ColBERTRetriever(BaseRetriever):
 
 
 def _unpack(documents: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]], list[str] | None]:
-    ids = [doc.id for doc in documents]
+    ids = [doc.id for doc in documents if doc.id]
     return (
         [doc.page_content for doc in documents],
         [dict(doc.metadata) for doc in documents],
-        ids if all(ids) else None,
+        ids if len(ids) == len(documents) else None,
     )

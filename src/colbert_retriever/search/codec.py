@@ -18,7 +18,7 @@ import numpy as np
 
 from colbert_retriever.errors import ConfigError, IndexCorruptError, MissingDependencyError
 from colbert_retriever.storage.atomic import fsync_dir, write_npy
-from colbert_retriever.storage.manifest import CodecEntry, FileInfo
+from colbert_retriever.storage.manifest import CodecEntry
 from colbert_retriever.storage.segment import check_files
 
 NBITS = (1, 2, 4)
@@ -147,7 +147,7 @@ class ResidualCodec:
             n_centroids=len(self.centroids),
             outlier_score=self.outlier_score,
             tokens_at_training=tokens_at_training,
-            files={name: FileInfo(**info) for name, info in files.items()},
+            files=files,
         )
 
     @classmethod
@@ -185,7 +185,8 @@ def kmeans(sample: np.ndarray, n_centroids: int, *, seed: int, niter: int) -> np
         sample.shape[1], n_centroids, niter=niter, seed=seed, spherical=True, verbose=False, min_points_per_centroid=1
     )
     km.train(sample)
-    return (km.centroids / np.linalg.norm(km.centroids, axis=1, keepdims=True)).astype(np.float32)
+    centroids = np.asarray(km.centroids, dtype=np.float32)
+    return centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
 
 
 def _nearest(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

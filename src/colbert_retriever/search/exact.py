@@ -61,8 +61,7 @@ def _search_block(
     segments: Sequence[Segment], queries: np.ndarray, allowed: Sequence[np.ndarray], *, k: int, config: SearchConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     n_queries, q_len, _ = queries.shape
-    if segments:
-        queries = queries.astype(segments[0].embeddings.dtype)  # cast once, not per chunk
+    queries = queries.astype(np.float16)  # as the vectors are stored: cast once, not per chunk
     best_scores = np.full((n_queries, 0), -np.inf, dtype=np.float32)
     best_positions = np.full((n_queries, 0), -1, dtype=np.int64)
     budget = max(1, config.max_scores_per_chunk // (n_queries * q_len))
@@ -78,6 +77,7 @@ def _search_block(
             stop = max(start + 1, int(np.searchsorted(ends, limit, side="right")))
             chunk = rows[start:stop]
             first, last = chunk[0], chunk[-1] + 1
+            assert segment.embeddings is not None, "exact search runs on exact segments"
             block = segment.embeddings[offsets[first] : offsets[last]]
             scores = maxsim(queries, block, offsets[first : last + 1] - offsets[first])[:, chunk - first]
             best_scores, best_positions = _merge_topk(

@@ -30,7 +30,7 @@ import torch
 
 from colbert_retriever.errors import ConfigError
 from colbert_retriever.search.codec import ResidualCodec
-from colbert_retriever.storage.segment import Segment
+from colbert_retriever.storage.segment import Compressed, Segment
 
 _TOKENS_PER_STEP = 4096
 
@@ -171,6 +171,7 @@ def _interaction(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stage 2 on one segment: (approximate scores, rows) of the allowed documents found."""
     compressed = segment.compressed
+    assert compressed is not None, "PLAID runs on compressed segments"
     tokens, ids = cells
     known = ids < len(compressed.ivf_offsets) - 1  # cells added after this segment was written are empty here
     tokens, ids, scores = tokens[known], ids[known], cell_scores[known]
@@ -189,9 +190,9 @@ def _full_interaction(
 ) -> np.ndarray:
     """Stage 2, second pass: MaxSim with every token of each document replaced by its centroid."""
     scores = np.empty(len(positions), dtype=np.float32)
-    for segment, where, tokens, local in _steps(segments, bases, positions):
+    for compressed, where, tokens, local in _steps(segments, bases, positions):
         # (q_len, n_tokens), then a max per document along rows: 5x faster than along columns
-        sims = np.take(centroid_scores, segment.compressed.codes[tokens], axis=1)
+        sims = np.take(centroid_scores, compressed.codes[tokens], axis=1)
         scores[where] = np.maximum.reduceat(sims, local[:-1], axis=1).sum(axis=0)
     return scores
 
@@ -212,8 +213,7 @@ def _rerank(
     """
     scores = np.empty(len(positions), dtype=np.float32)
     query16 = torch.from_numpy(query.astype(np.float16))
-    for segment, where, tokens, local in _steps(segments, bases, positions):
-        compressed = segment.compressed
+    for compressed, where, tokens, local in _steps(segments, bases, positions):
         sims = np.take(centroid_scores, compressed.codes[tokens], axis=1)  # (q_len, n_tokens)
         residuals = torch.from_numpy(codec.residual_values(compressed.residuals[tokens]))
         sims += (query16 @ residuals.T).float().numpy()
@@ -224,16 +224,17 @@ def _rerank(
 
 def _steps(
     segments: Sequence[Segment], bases: np.ndarray, positions: np.ndarray
-) -> Iterator[tuple[Segment, np.ndarray, np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[Compressed, np.ndarray, np.ndarray, np.ndarray]]:
     """The documents at `positions`, a few thousand tokens at a time (small arrays stay in
-    the allocator's cache: 2x faster than one large step): (segment, indices into
-    `positions`, token indices, their offsets)."""
+    the allocator's cache: 2x faster than one large step): (their segment's compressed
+    arrays, indices into `positions`, token indices, their offsets)."""
     seg_of = np.searchsorted(bases, positions, side="right") - 1
     for seg_no in np.unique(seg_of):
         segment, where = segments[seg_no], np.flatnonzero(seg_of == seg_no)
+        assert segment.compressed is not None, "PLAID runs on compressed segments"
         done = 0
         for rows in segment.chunks(positions[where] - bases[seg_no], _TOKENS_PER_STEP):
-            yield segment, where[done : done + len(rows)], *segment.tokens(rows)
+            yield segment.compressed, where[done : done + len(rows)], *segment.tokens(rows)
             done += len(rows)
 
 

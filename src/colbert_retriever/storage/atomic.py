@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
@@ -20,6 +21,14 @@ import numpy as np
 from colbert_retriever.errors import IndexLockedError
 
 _CHUNK = 1 << 22
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """Size and sha256 of a file, recorded in the manifest when it was written."""
+
+    bytes: int
+    sha256: str
 
 
 def fsync_dir(path: Path) -> None:
@@ -34,7 +43,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_bytes(path: Path, data: bytes) -> dict[str, object]:
+def write_bytes(path: Path, data: bytes) -> FileInfo:
     """Atomically replace `path` with `data`; return its size and sha256 for the manifest."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -48,10 +57,10 @@ def write_bytes(path: Path, data: bytes) -> dict[str, object]:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
-    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return FileInfo(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
-def write_npy(path: Path, array: np.ndarray) -> dict[str, object]:
+def write_npy(path: Path, array: np.ndarray) -> FileInfo:
     """Atomically write `array` as a standard .npy file (no pickle)."""
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from colbert_retriever.storage.atomic import write_npy
+from colbert_retriever.storage.atomic import FileInfo, write_npy
 
 NULL, BOOL, NUMBER, STRING, LIST, OBJECT = range(1, 7)
 ENTRY = np.dtype([("row", "<i4"), ("kind", "u1"), ("code", "<i4"), ("number", "<f8")])
@@ -53,7 +53,7 @@ def classify(value: Any) -> tuple[int, float, str | None]:
     return (LIST if isinstance(value, list) else OBJECT), 0.0, canonical(value)
 
 
-def write_columns(folder: Path, metadata: Sequence[dict[str, Any]]) -> dict[str, dict[str, object]]:
+def write_columns(folder: Path, metadata: Sequence[dict[str, Any]]) -> dict[str, FileInfo]:
     """Write the metadata columns of one segment's documents; return the files' entries."""
     values: dict[str, list[tuple[int, int, float, str | None]]] = {}
     items: dict[str, list[tuple[int, int, float, str | None]]] = {}
@@ -83,7 +83,7 @@ def write_columns(folder: Path, metadata: Sequence[dict[str, Any]]) -> dict[str,
     encoded = [s.encode("utf-8") for s in strings]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "meta_strings.npy": np.frombuffer(b"".join(encoded), dtype=np.uint8),
         "meta_string_offsets.npy": offsets,
         "meta_values.npy": np.concatenate(value_arrays) if value_arrays else np.zeros(0, ENTRY),

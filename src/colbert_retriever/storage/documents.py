@@ -25,7 +25,7 @@ import numpy as np
 from colbert_retriever.errors import IndexCorruptError
 from colbert_retriever.results import Document
 from colbert_retriever.storage import columns
-from colbert_retriever.storage.atomic import write_bytes, write_npy
+from colbert_retriever.storage.atomic import FileInfo, write_bytes, write_npy
 
 FILES = ("documents.jsonl", "document_offsets.npy", "id_index.npy", *columns.FILES)
 _ID_PREFIX = b'{"doc_id": '  # how json.dumps starts every line: the id can be read alone
@@ -39,7 +39,7 @@ def hash_ids(doc_ids: Iterable[str]) -> np.ndarray:
 
 def write_documents(
     folder: Path, doc_ids: Sequence[str], texts: Sequence[str], metadata: Sequence[dict[str, Any]]
-) -> dict[str, dict[str, object]]:
+) -> dict[str, FileInfo]:
     """Write the document files of a segment; return their manifest entries."""
     lines = [
         json.dumps({"doc_id": d, "text": t, "metadata": m}, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"

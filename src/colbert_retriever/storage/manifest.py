@@ -23,21 +23,13 @@ from typing import Any, NoReturn
 from colbert_retriever._version import __version__
 from colbert_retriever.config import IndexType, PlaidConfig
 from colbert_retriever.errors import ColbertRetrieverError, IndexCorruptError, IndexNotFoundError, IndexVersionError
-from colbert_retriever.storage.atomic import write_bytes
+from colbert_retriever.storage.atomic import FileInfo, write_bytes
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 _FOLDER_NAME = re.compile(r"[0-9A-Za-z_-]{1,128}")  # segment and codec folders: one plain component
 _FILE_NAME = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z_.-]{0,127}")
 _INDEX_TYPES = ("exact", "plaid", "auto")
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """Size and sha256 of a file, recorded when it was written."""
-
-    bytes: int
-    sha256: str
 
 
 @dataclass(frozen=True)

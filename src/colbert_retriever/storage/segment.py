@@ -34,9 +34,9 @@ import numpy as np
 
 from colbert_retriever.errors import IndexCorruptError
 from colbert_retriever.storage import documents
-from colbert_retriever.storage.atomic import fsync_dir, sha256_file, write_npy
+from colbert_retriever.storage.atomic import FileInfo, fsync_dir, sha256_file, write_npy
 from colbert_retriever.storage.documents import DocumentTable
-from colbert_retriever.storage.manifest import FileInfo, SegmentEntry
+from colbert_retriever.storage.manifest import SegmentEntry
 
 VECTOR_FILES = ("embeddings.npy",)
 COMPRESSED_FILES = ("codes.npy", "residuals.npy", "norms.npy", "ivf_offsets.npy", "ivf_docs.npy")
@@ -153,7 +153,7 @@ def write_compressed_segment(
 
 def _finish(
     folder: Path,
-    files: dict[str, dict[str, Any]],
+    files: dict[str, FileInfo],
     doc_ids: Sequence[str],
     texts: Sequence[str],
     metadata: Sequence[dict[str, Any]],
@@ -168,7 +168,7 @@ def _finish(
         name=folder.name,
         n_documents=len(doclens),
         n_tokens=int(doclens.sum()),
-        files={name: FileInfo(**info) for name, info in files.items()},
+        files=files,
     )
 
 
