@@ -1,16 +1,21 @@
 """PLAID index against exact search on synthetic token vectors at growing sizes (no encoder).
 
 Usage: python benchmarks/scale.py [--n-docs 10000 100000 1000000] [--queries 20] [--nbits 2]
+                                  [--kinds plaid exact]
 
 Passages of ~60 tokens (dim 128) come in topics of 10: three quarters of a passage's tokens
 are unit vectors near its topic's 8 centres, a quarter near common centres (a Zipf law over
 all 50,000, like frequent words). A query draws 24 tokens from a topic's centres and 8 common
 ones, so each query has a clear top-10 (its topic's passages) above many near-misses that
 share centres with it: recall@10 measures whether the compressed index finds that set, not
-how it orders exact ties. For each size N the script builds a
-PLAID and an exact index from the same vectors (regenerated from the seed, so nothing is held
-in memory) and prints build time, peak memory, bytes per token, search latency and recall@10
-of PLAID against exact search, then how each figure grows with N. Needs ~16 GB of free disk
+how it orders exact ties. Each passage has a text of ~40 words and metadata
+{"topic", "year", "lang", "tags"}. For each size N the script builds a PLAID and an exact
+index from the same vectors (regenerated from the seed, so nothing is held in memory) and
+prints build time, peak memory, bytes per token, the time to open the index and the memory
+it holds once open (both in a fresh process), search latency, recall@10 of PLAID against
+exact search, and what a filter costs: evaluating it over every document (cold, then warm),
+and the search latency with it against without, for a selective filter (~0.4% of passages
+pass) and a broad one (~80%); then how each figure grows with N. Needs ~16 GB of free disk
 per million passages for the exact index. Prints its figures; asserts nothing.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import resource
 import subprocess
@@ -31,6 +37,10 @@ import numpy as np
 import torch
 
 DIM, MEAN_TOKENS, N_CENTRES, CHUNK, TOPIC_SIZE = 128, 60, 50_000, 1024, 10
+WORDS = ["the", "a", "of", "retrieval", "passage", "token", "vector", "index", "late", "interaction", "query"]
+LANGS = ["en"] * 5 + ["de", "fr", "es", "it", "nl"]
+SELECTIVE = {"year": {"$gte": 2000, "$lt": 2004}, "lang": {"$in": ["de", "fr"]}, "tags": {"$contains": "t3"}}  # 0.4%
+BROAD = {"lang": {"$nin": ["de", "fr"]}, "year": {"$gte": 1990}}  # 80% pass
 
 
 def passages(n_docs: int, seed: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -92,6 +102,21 @@ def _noisy(x: np.ndarray, seed: int) -> np.ndarray:
     return y.to(torch.float16).numpy()
 
 
+def documents(first: int, count: int, seed: int) -> tuple[list[str], list[dict]]:
+    """Texts of ~40 words and metadata of passages first..first+count (deterministic)."""
+    rng = np.random.default_rng([seed, first, 7])
+    words = rng.integers(0, len(WORDS), (count, 40))
+    texts = [f"passage {first + i}: " + " ".join(WORDS[w] for w in row) for i, row in enumerate(words.tolist())]
+    years = rng.integers(1990, 2025, count).tolist()
+    langs = rng.integers(0, len(LANGS), count).tolist()
+    tags = rng.integers(0, 10, (count, 2)).tolist()
+    metadata = [
+        {"topic": (first + i) // TOPIC_SIZE, "year": y, "lang": LANGS[g], "tags": [f"t{a}", f"t{b}"]}
+        for i, (y, g, (a, b)) in enumerate(zip(years, langs, tags, strict=True))
+    ]
+    return texts, metadata
+
+
 def build(kind: str, path: Path, n_docs: int, nbits: int, seed: int) -> None:
     """Write the synthetic corpus into a new index (run in a child process to measure its peak memory)."""
     from colbert_retriever import DocumentBatch, Index, PlaidConfig
@@ -99,54 +124,100 @@ def build(kind: str, path: Path, n_docs: int, nbits: int, seed: int) -> None:
     index = Index.create(
         path, model={"name": "synthetic", "dim": DIM}, dim=DIM, index_type=kind, plaid=PlaidConfig(nbits=nbits)
     )
-    index.write(
-        DocumentBatch(
-            ids=[str(first + i) for i in range(len(offsets) - 1)],
-            texts=["-"] * (len(offsets) - 1),
-            metadata=[{}] * (len(offsets) - 1),
-            vectors=np.split(vectors, offsets[1:-1]),
-        )
-        for first, vectors, offsets in passages(n_docs, seed)
-    )
+
+    def batches() -> Iterator[DocumentBatch]:
+        for first, vectors, offsets in passages(n_docs, seed):
+            texts, metadata = documents(first, len(offsets) - 1, seed)
+            ids = [str(first + i) for i in range(len(offsets) - 1)]
+            yield DocumentBatch(ids=ids, texts=texts, metadata=metadata, vectors=np.split(vectors, offsets[1:-1]))
+
+    index.write(batches())
 
 
-def measure(n_docs: int, n_queries: int, nbits: int, seed: int, tmp: Path) -> dict[str, float]:
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux), in MB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def open_cold(path: Path) -> dict[str, float]:
+    """Open an index in this (fresh) process: seconds, and the memory the open added."""
+    from colbert_retriever import Index
+
+    before = _rss_mb()
+    start = time.perf_counter()
+    index = Index.open(path)
+    seconds = time.perf_counter() - start
+    return {"open s": seconds, "RSS after open MB": _rss_mb() - before, "documents": len(index)}
+
+
+def filter_costs(index: object, qs: list[np.ndarray], label: str) -> dict[str, float]:
+    """Evaluating each filter over every document, and searching with it against without."""
+    from colbert_retriever.filters import compile_filter
+
+    figures: dict[str, float] = {}
+    segments = index._snapshot.segments  # type: ignore[attr-defined]
+    for name, spec in (("selective", SELECTIVE), ("broad", BROAD)):
+        for run in ("cold", "warm"):
+            start = time.perf_counter()
+            accept = compile_filter(spec)
+            passing = sum(int((accept(seg) & ~seg.deleted).sum()) for seg in segments)
+            figures[f"{label} {name} filter {run} ms"] = 1000 * (time.perf_counter() - start)
+        figures[f"{label} {name} passing %"] = 100 * passing / len(index)  # type: ignore[arg-type]
+        latencies, plain, counts = [], [], []
+        for q in qs:
+            t0 = time.perf_counter()
+            counts.append(len(index.search([q], k=10, filters=spec)[0]))  # type: ignore[attr-defined]
+            t1 = time.perf_counter()
+            index.search([q], k=10)  # type: ignore[attr-defined]
+            latencies.append(1000 * (t1 - t0))
+            plain.append(1000 * (time.perf_counter() - t1))
+        figures[f"{label} {name} search ms, filtered"] = float(np.median(latencies))
+        figures[f"{label} {name} search ms, unfiltered"] = float(np.median(plain))
+        figures[f"{label} {name} hits per query (k=10)"] = float(np.mean(counts))
+    return figures
+
+
+def measure(n_docs: int, n_queries: int, nbits: int, seed: int, tmp: Path, kinds: list[str]) -> dict[str, float]:
     from colbert_retriever import Index
 
     figures: dict[str, float] = {}
-    for kind in ("plaid", "exact"):
+    for kind in kinds:
         start = time.perf_counter()
-        child = subprocess.run(
-            [sys.executable, __file__, "--build", kind, str(tmp / kind), str(n_docs), str(nbits), str(seed)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+        child = _child("--build", kind, str(tmp / kind), str(n_docs), str(nbits), str(seed))
         figures[f"{kind} build s"] = time.perf_counter() - start
-        figures[f"{kind} peak GB"] = float(child.stdout.split()[-1]) / 2**20
+        figures[f"{kind} peak GB"] = float(child.split()[-1]) / 2**20
+        opened = json.loads(_child("--open", str(tmp / kind)).splitlines()[-1])
+        figures[f"{kind} open s"] = opened["open s"]
+        figures[f"{kind} RSS after open MB"] = opened["RSS after open MB"]
     qs = queries(n_queries, n_docs, seed)
     found = {}
-    for kind in ("plaid", "exact"):
-        start = time.perf_counter()
-        index = Index.open(tmp / kind, verify=False)
-        figures[f"{kind} open s"] = time.perf_counter() - start
+    for kind in kinds:
+        index = Index.open(tmp / kind)
         info = index.info()
         figures["tokens"] = info.tokens
         figures[f"{kind} B/token"] = info.bytes / info.tokens
         index.search(qs[:1], k=10)  # warm the page cache and the code paths
-        latencies, found[kind] = [], []
-        for q in qs[: 5 if kind == "exact" and n_docs > 200_000 else n_queries]:
+        latencies = []
+        timed = qs[: 5 if kind == "exact" and n_docs > 200_000 else n_queries]
+        for q in timed:
             t0 = time.perf_counter()
             index.search([q], k=10)
             latencies.append(1000 * (time.perf_counter() - t0))
         figures[f"{kind} median ms"] = float(np.median(latencies))
         figures[f"{kind} p95 ms"] = float(np.percentile(latencies, 95))
+        figures |= filter_costs(index, timed, kind)
         found[kind] = [{h.doc_id for h in hits} for hits in index.search(qs, k=10)]
-    figures["recall@10"] = float(
-        np.mean([len(p & e) / 10 for p, e in zip(found["plaid"], found["exact"], strict=True)])
-    )
-    figures["speedup"] = figures["exact median ms"] / figures["plaid median ms"]
+    if len(found) == 2:
+        pairs = zip(found["plaid"], found["exact"], strict=True)
+        figures["recall@10"] = float(np.mean([len(p & e) / 10 for p, e in pairs]))
+        figures["speedup"] = figures["exact median ms"] / figures["plaid median ms"]
     return figures
+
+
+def _child(*args: str) -> str:
+    """Run this script with `args` in a fresh process (its own memory); return its stdout."""
+    return subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True).stdout
 
 
 def main() -> int:
@@ -155,17 +226,24 @@ def main() -> int:
         build(kind, Path(path), int(n_docs), int(nbits), int(seed))
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--open":
+        print(json.dumps(open_cold(Path(sys.argv[2]))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-docs", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--nbits", type=int, default=2, choices=[1, 2, 4])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kinds", nargs="+", default=["plaid", "exact"], choices=["plaid", "exact"])
     parser.add_argument("--tmp", default=os.environ.get("TMPDIR", "/tmp"), help="where the indexes are built")
     args = parser.parse_args()
+    import torch
+
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores", flush=True)
     rows = []
     for n_docs in args.n_docs:
         with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-            figures = measure(n_docs, args.queries, args.nbits, args.seed, Path(tmp))
+            figures = measure(n_docs, args.queries, args.nbits, args.seed, Path(tmp), args.kinds)
         rows.append((n_docs, figures))
         print(f"N={n_docs}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items()), flush=True)
     keys = list(rows[0][1])
@@ -175,7 +253,9 @@ def main() -> int:
         print(f"| {key} | " + " | ".join(f"{f[key]:,.3g}" for _, f in rows) + " |")
     if len(rows) > 1:
         print("\ngrowth per 10x N (ratio of consecutive sizes):")
-        for key in ("plaid build s", "plaid peak GB", "plaid median ms", "exact median ms", "plaid B/token"):
+        for key in ("plaid build s", "plaid peak GB", "plaid open s", "plaid median ms", "exact median ms"):
+            if key not in keys:
+                continue
             ratios = [b[1][key] / a[1][key] for a, b in itertools.pairwise(rows)]
             print(f"  {key:<16} " + ", ".join(f"x{r:.2f}" for r in ratios))
     return 0

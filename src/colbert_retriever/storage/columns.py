@@ -35,9 +35,12 @@ ENTRY = np.dtype([("row", "<i4"), ("kind", "u1"), ("code", "<i4"), ("number", "<
 FILES = ("meta_strings.npy", "meta_string_offsets.npy", "meta_values.npy", "meta_items.npy", "meta_keys.npy")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(value: Any) -> str:
     """The one JSON spelling of a list or object, for equality on compound values."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def classify(value: Any) -> tuple[int, float, str | None]:
@@ -55,51 +58,69 @@ def classify(value: Any) -> tuple[int, float, str | None]:
 
 def write_columns(folder: Path, metadata: Sequence[dict[str, Any]]) -> dict[str, FileInfo]:
     """Write the metadata columns of one segment's documents; return the files' entries."""
-    values: dict[str, list[tuple[int, int, float, str | None]]] = {}
-    items: dict[str, list[tuple[int, int, float, str | None]]] = {}
+    values, items = _Entries(), _Entries()
     for row, meta in enumerate(metadata):
         for key, value in meta.items():
-            values.setdefault(key, []).append((row, *classify(value)))
+            values.add(key, row, value)
             if isinstance(value, list):
-                items.setdefault(key, []).extend((row, *classify(element)) for element in value)
-    strings = sorted(
-        {*values, *(s for entries in (*values.values(), *items.values()) for *_, s in entries if s is not None)}
-    )
+                for element in value:
+                    items.add(key, row, element)
+    strings = sorted({*values.keys, *values.strings, *items.strings} - {None})
     code = {s: i for i, s in enumerate(strings)}
-    keys = np.zeros((len(values), 5), dtype=np.int64)
-    value_arrays, item_arrays = [], []
-    done_values = done_items = 0
-    for i, key in enumerate(sorted(values)):
-        value_arrays.append(_entries(values[key], code))
-        item_arrays.append(_entries(items.get(key, []), code))
-        keys[i] = (
-            code[key],
-            done_values,
-            done_values + len(value_arrays[-1]),
-            done_items,
-            done_items + len(item_arrays[-1]),
-        )
-        done_values, done_items = int(keys[i, 2]), int(keys[i, 4])
+    value_array, value_keys = values.to_array(code)
+    item_array, item_keys = items.to_array(code)
+    key_codes = np.unique(value_keys)  # every key with a list value also has a value entry
+    keys = np.stack(  # (n_keys, 5) int64: key code, values start and stop, items start and stop
+        [
+            key_codes,
+            np.searchsorted(value_keys, key_codes, side="left"),
+            np.searchsorted(value_keys, key_codes, side="right"),
+            np.searchsorted(item_keys, key_codes, side="left"),
+            np.searchsorted(item_keys, key_codes, side="right"),
+        ],
+        axis=1,
+    ).astype(np.int64)
     encoded = [s.encode("utf-8") for s in strings]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in encoded], out=offsets[1:])
     arrays: dict[str, np.ndarray] = {
         "meta_strings.npy": np.frombuffer(b"".join(encoded), dtype=np.uint8),
         "meta_string_offsets.npy": offsets,
-        "meta_values.npy": np.concatenate(value_arrays) if value_arrays else np.zeros(0, ENTRY),
-        "meta_items.npy": np.concatenate(item_arrays) if item_arrays else np.zeros(0, ENTRY),
-        "meta_keys.npy": keys,
+        "meta_values.npy": value_array,
+        "meta_items.npy": item_array,
+        "meta_keys.npy": keys.reshape(-1, 5),
     }
     return {name: write_npy(folder / name, array) for name, array in arrays.items()}
 
 
-def _entries(rows: list[tuple[int, int, float, str | None]], code: dict[str, int]) -> np.ndarray:
-    out = np.zeros(len(rows), dtype=ENTRY)
-    if rows:
-        row, kind, number, string = zip(*rows, strict=True)
-        out["row"], out["kind"], out["number"] = row, kind, number
-        out["code"] = [-1 if s is None else code[s] for s in string]
-    return out
+class _Entries:
+    """(key, row, value) entries as flat lists, turned into one sorted array."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.rows: list[int] = []
+        self.kinds: list[int] = []
+        self.numbers: list[float] = []
+        self.strings: list[str | None] = []
+
+    def add(self, key: str, row: int, value: Any) -> None:
+        kind, number, string = classify(value)
+        self.keys.append(key)
+        self.rows.append(row)
+        self.kinds.append(kind)
+        self.numbers.append(number)
+        self.strings.append(string)
+
+    def to_array(self, code: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The entries sorted by key, then row, and the code of each one's key."""
+        key_codes = np.array([code[k] for k in self.keys], dtype=np.int64)
+        out = np.zeros(len(self.rows), dtype=ENTRY)
+        out["row"] = self.rows
+        out["kind"] = self.kinds
+        out["number"] = self.numbers
+        out["code"] = [-1 if s is None else code[s] for s in self.strings]
+        order = np.lexsort((out["row"], key_codes))
+        return out[order], key_codes[order]
 
 
 @dataclass(frozen=True)

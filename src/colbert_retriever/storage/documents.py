@@ -28,7 +28,8 @@ from colbert_retriever.storage import columns
 from colbert_retriever.storage.atomic import FileInfo, write_bytes, write_npy
 
 FILES = ("documents.jsonl", "document_offsets.npy", "id_index.npy", *columns.FILES)
-_ID_PREFIX = b'{"doc_id": '  # how json.dumps starts every line: the id can be read alone
+_ID_PREFIX = b'{"doc_id": '  # how every line starts: the id can be read alone
+_LINE = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def hash_ids(doc_ids: Iterable[str]) -> np.ndarray:
@@ -42,7 +43,7 @@ def write_documents(
 ) -> dict[str, FileInfo]:
     """Write the document files of a segment; return their manifest entries."""
     lines = [
-        json.dumps({"doc_id": d, "text": t, "metadata": m}, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+        _LINE.encode({"doc_id": d, "text": t, "metadata": m}).encode("utf-8") + b"\n"
         for d, t, m in zip(doc_ids, texts, metadata, strict=True)
     ]
     offsets = np.zeros(len(lines) + 1, dtype=np.int64)  # (n_documents + 1,) int64
