@@ -70,7 +70,7 @@ class ColBERT:
         Args:
             index_type: "exact" (float16 vectors, every token scored), "plaid" (compressed
                 to ~36 B/token at dim 128, PLAID search) or "auto": exact while small, plaid
-                from `index.AUTO_PLAID_TOKENS` token vectors (~2,000 passages) on.
+                from `compression.AUTO_PLAID_TOKENS` token vectors (~2,000 passages) on.
             plaid: How a plaid index compresses (nbits, centroids); see `PlaidConfig`.
             pool_factor: Store ~1 / pool_factor of each document's token vectors, merging
                 similar ones: a smaller, faster index at some cost in quality.

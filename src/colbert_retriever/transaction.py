@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 STAGING = "staging"
 _ORPHAN_LOCK_SECONDS = 60.0  # a lock file with no folder this old belonged to a writer that died
-Change = Callable[[Snapshot, list[Path]], Manifest | None]
+Change = Callable[[Snapshot, list[Path]], Manifest]
 
 
 def write(
@@ -151,8 +151,8 @@ def storage_errors(path: Path) -> Iterator[None]:
 def commit(path: Path, config: IndexConfig, previous: Snapshot, change: Change) -> Snapshot:
     """Under the writer lock, apply `change` to the state just read and commit its manifest.
 
-    `change(snapshot, folders)` records in `folders` every folder it creates; they are removed
-    if anything fails before the manifest is replaced. It returns None to commit nothing.
+    `change(snapshot, folders)` returns the next manifest and records in `folders` every
+    folder it creates; they are removed if anything fails before the manifest is replaced.
     """
     with storage_errors(path), writer_lock(path, config.lock_timeout):
         manifest = read_manifest(path)
@@ -164,8 +164,6 @@ def commit(path: Path, config: IndexConfig, previous: Snapshot, change: Change) 
         folders: list[Path] = []
         try:
             new = change(snap, folders)
-            if new is None:
-                return snap
             commit_manifest(path, new)
         except BaseException:
             if not is_committed(path, manifest.generation + 1):

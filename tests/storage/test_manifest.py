@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from colbert_retriever import Index, IndexCorruptError, PlaidConfig
+from colbert_retriever import Index, IndexCorruptError, IndexVersionError, PlaidConfig
 from colbert_retriever.storage.manifest import Manifest, read_manifest, write_manifest
 from test_index import DIM, MODEL, batch
 
@@ -92,4 +92,10 @@ def test_a_file_name_that_is_a_path_is_refused(built: Path, tmp_path: Path) -> N
 
     _edit(built, change)
     with pytest.raises(IndexCorruptError, match="not a plain file or folder name"):
+        Index.open(built)
+
+
+def test_format_1_is_refused_with_the_fix(built: Path) -> None:
+    _edit(built, _set("format_version", 1))  # colbert-retriever 0.1: texts parsed at open, no id index
+    with pytest.raises(IndexVersionError, match="rebuild it with this version"):
         Index.open(built)

@@ -65,7 +65,7 @@ def write_columns(folder: Path, metadata: Sequence[dict[str, Any]]) -> dict[str,
             if isinstance(value, list):
                 for element in value:
                     items.add(key, row, element)
-    strings = sorted({*values.keys, *values.strings, *items.strings} - {None})
+    strings = sorted({*values.keys, *(s for s in (*values.strings, *items.strings) if s is not None)})
     code = {s: i for i, s in enumerate(strings)}
     value_array, value_keys = values.to_array(code)
     item_array, item_keys = items.to_array(code)
