@@ -31,7 +31,7 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from colbert_retriever.errors import ConfigError
-from colbert_retriever.storage.columns import BOOL, NULL, NUMBER, STRING, Columns, classify
+from colbert_retriever.storage.columns import Columns, Entries
 from colbert_retriever.storage.segment import Segment
 
 Filter: TypeAlias = Mapping[str, Any] | Callable[[dict[str, Any]], bool]
@@ -146,7 +146,7 @@ def evaluate(node: Node, columns: Columns) -> np.ndarray:
     key = columns.key(node.field)
     if node.op == "$exists":
         if key is not None:
-            mask[key.values["row"]] = True
+            mask[key.values.rows] = True
         return mask if node.value else ~mask
     if key is None:
         return mask
@@ -155,35 +155,40 @@ def evaluate(node: Node, columns: Columns) -> np.ndarray:
         match = _compare(entries, node.op, node.value, columns)
     else:
         match = _equals_any(entries, node.value if node.op == "$in" else [node.value], columns)
-    mask[entries["row"][match]] = True
+    if len(entries.rows) == columns.n_documents and node.op != "$contains":
+        return match  # every document has the field: entry i is row i
+    mask[entries.rows[match]] = True
     return mask
 
 
-def _equals_any(entries: np.ndarray, values: list[Any], columns: Columns) -> np.ndarray:
+def _equals_any(entries: Entries, values: list[Any], columns: Columns) -> np.ndarray:
     """(len(entries),) bool: entries equal to any of `values`, compared as JSON values."""
-    wanted: dict[int, list[float]] = {}
+    codes, numbers = [], []
     for value in values:
-        kind, number, string = classify(value)
-        if string is None:
-            wanted.setdefault(kind, []).append(number)
-        elif (code := columns.code(string)) >= 0:
-            wanted.setdefault(kind, []).append(code)
-    match = np.zeros(len(entries), dtype=bool)
-    for kind, keys in wanted.items():
-        field = "number" if kind in (NULL, BOOL, NUMBER) else "code"
-        match |= (entries["kind"] == kind) & np.isin(entries[field], keys)
+        code = columns.code(value)
+        if code is None:
+            numbers.append(float(value))
+        else:
+            codes.append(code)
+    match = np.zeros(len(entries.rows), dtype=bool)
+    for column, wanted in ((entries.codes, codes), (entries.numbers, numbers)):
+        if wanted:  # one pass per value beats np.isin's sort until there are several
+            match |= np.logical_or.reduce([column == w for w in wanted]) if len(wanted) < 8 else np.isin(column, wanted)
     return match
 
 
-def _compare(entries: np.ndarray, op: str, value: float | str, columns: Columns) -> np.ndarray:
-    """(len(entries),) bool: entries `op` value, numbers with numbers, strings with strings.
+def _compare(entries: Entries, op: str, value: float | str, columns: Columns) -> np.ndarray:
+    """(len(entries),) bool: entries `op` value, numbers with a number, strings with a string.
 
     Strings compare through their codes, which sort as the strings do: with `below` codes
-    of strings < value and `upto` codes of strings <= value, x > value is code >= upto.
+    of strings < value and `upto` codes of strings <= value, x > value is code >= upto (and
+    below the lists and objects, coded from `len(columns)` on). A number's NaN in the other
+    entries compares false with every number.
     """
     if isinstance(value, str):
         below, upto = columns.bisect(value)
-        bound = upto if op in ("$gt", "$lte") else below
-        codes = entries["code"]
-        return (entries["kind"] == STRING) & (codes >= bound if op.startswith("$gt") else codes < bound)
-    return (entries["kind"] == NUMBER) & _RANGES[op](entries["number"], value)
+        codes = entries.codes
+        if op.startswith("$gt"):
+            return (codes >= (upto if op == "$gt" else below)) & (codes < len(columns))
+        return (codes >= 0) & (codes < (below if op == "$lt" else upto))
+    return _RANGES[op](entries.numbers, value)

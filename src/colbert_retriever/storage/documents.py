@@ -67,7 +67,7 @@ class DocumentTable:
 
     @cached_property
     def _lines(self) -> np.ndarray:
-        return np.memmap(self.folder / "documents.jsonl", dtype=np.uint8, mode="r")
+        return np.asarray(np.memmap(self.folder / "documents.jsonl", dtype=np.uint8, mode="r"))
 
     @cached_property
     def _offsets(self) -> np.ndarray:
@@ -84,8 +84,8 @@ class DocumentTable:
         return columns.Columns(arrays, self.n_documents)
 
     def _load(self, name: str) -> np.ndarray:
-        try:
-            return np.load(self.folder / name, mmap_mode="r", allow_pickle=False)
+        try:  # a plain view of the mapping: np.memmap's own indexing costs microseconds a call
+            return np.asarray(np.load(self.folder / name, mmap_mode="r", allow_pickle=False))
         except (OSError, ValueError) as exc:
             msg = f"cannot read segment {self.folder}: {exc}"
             raise IndexCorruptError(msg) from exc

@@ -182,8 +182,8 @@ def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
     try:
         # copy-on-write mapping: pages are shared and never written, and torch can wrap
         # the array without copying it (it refuses read-only arrays)
-        arrays = {
-            name.removesuffix(".npy"): np.load(folder / name, mmap_mode="c", allow_pickle=False)
+        arrays = {  # plain views of the mappings: np.memmap's own indexing costs microseconds a call
+            name.removesuffix(".npy"): np.asarray(np.load(folder / name, mmap_mode="c", allow_pickle=False))
             for name in names & {*VECTOR_FILES, *COMPRESSED_FILES, "doclens.npy"}
         }
     except (OSError, ValueError) as exc:
