@@ -28,7 +28,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -194,7 +193,7 @@ class Staging:
             self.folder.mkdir()  # a folder without a held lock is a dead writer's
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
         if self._lock is not None:
             self._lock.release()
@@ -231,8 +230,9 @@ def collect_staging(path: Path) -> None:
     root = path / STAGING
     for lock_path in root.glob("*.lock") if root.is_dir() else ():
         folder = lock_path.with_suffix("")
-        if not folder.is_dir() and time.time() - lock_path.stat().st_mtime < _ORPHAN_LOCK_SECONDS:
-            continue  # a writer between taking its lock and making its folder
+        with contextlib.suppress(FileNotFoundError):  # its writer may finish meanwhile
+            if not folder.is_dir() and time.time() - lock_path.stat().st_mtime < _ORPHAN_LOCK_SECONDS:
+                continue  # a writer between taking its lock and making its folder
         lock = try_lock(lock_path)
         if lock is None:
             continue  # its writer is alive
