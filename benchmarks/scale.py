@@ -1,7 +1,7 @@
 """PLAID index against exact search on synthetic token vectors at growing sizes (no encoder).
 
 Usage: python benchmarks/scale.py [--n-docs 10000 100000 1000000] [--queries 20] [--nbits 2]
-                                  [--kinds plaid exact]
+                                  [--kinds plaid exact] [--keep DIR]
 
 Passages of ~60 tokens (dim 128) come in topics of 10: three quarters of a passage's tokens
 are unit vectors near its topic's 8 centres, a quarter near common centres (a Zipf law over
@@ -15,8 +15,11 @@ prints build time, peak memory, bytes per token, the time to open the index and 
 it holds once open (both in a fresh process), search latency, recall@10 of PLAID against
 exact search, and what a filter costs: evaluating it over every document (cold, then warm),
 and the search latency with it against without (5 queries), for a selective filter (~0.4% of passages
-pass) and a broad one (~80%); then how each figure grows with N. Needs ~16 GB of free disk
-per million passages for the exact index. Prints its figures; asserts nothing.
+pass) and a broad one (~80%); then how each figure grows with N. Exact search of a million
+passages takes about a minute a query on 2 cores, so above 200,000 passages 5 queries are timed
+(2 with filters). Needs ~16 GB of free disk per million passages for the exact index; with
+--keep the indexes stay in DIR/N/KIND and a later run measures them again without rebuilding.
+Prints its figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -178,36 +181,38 @@ def filter_costs(index: object, qs: list[np.ndarray], label: str) -> dict[str, f
     return figures
 
 
-def measure(n_docs: int, n_queries: int, nbits: int, seed: int, tmp: Path, kinds: list[str]) -> dict[str, float]:
+def measure(n_docs: int, n_queries: int, nbits: int, seed: int, root: Path, kinds: list[str]) -> dict[str, float]:
+    """Build (unless `root` already holds it) and measure each kind of index of `n_docs` passages."""
     from colbert_retriever import Index
 
     figures: dict[str, float] = {}
     for kind in kinds:
-        start = time.perf_counter()
-        child = _child("--build", kind, str(tmp / kind), str(n_docs), str(nbits), str(seed))
-        figures[f"{kind} build s"] = time.perf_counter() - start
-        figures[f"{kind} peak GB"] = float(child.split()[-1]) / 2**20
-        opened = json.loads(_child("--open", str(tmp / kind)).splitlines()[-1])
+        if not (root / kind / "manifest.json").exists():
+            start = time.perf_counter()
+            child = _child("--build", kind, str(root / kind), str(n_docs), str(nbits), str(seed))
+            figures[f"{kind} build s"] = time.perf_counter() - start
+            figures[f"{kind} peak GB"] = float(child.split()[-1]) / 2**20
+        opened = json.loads(_child("--open", str(root / kind)).splitlines()[-1])
         figures[f"{kind} open s"] = opened["open s"]
         figures[f"{kind} RSS after open MB"] = opened["RSS after open MB"]
-    qs = queries(n_queries, n_docs, seed)
+    # Exact search of a million passages takes a minute a query here: fewer queries at that size.
+    large = n_docs > 200_000 and "exact" in kinds
+    qs = queries(5 if large else n_queries, n_docs, seed)
     found = {}
     for kind in kinds:
-        index = Index.open(tmp / kind)
+        index = Index.open(root / kind)
         info = index.info()
         figures["tokens"] = info.tokens
         figures[f"{kind} B/token"] = info.bytes / info.tokens
         index.search(qs[:1], k=10)  # warm the page cache and the code paths
-        latencies = []
-        timed = qs[: 5 if kind == "exact" and n_docs > 200_000 else n_queries]
-        for q in timed:
+        latencies, found[kind] = [], []
+        for q in qs:
             t0 = time.perf_counter()
-            index.search([q], k=10)
+            found[kind].append({h.doc_id for h in index.search([q], k=10)[0]})
             latencies.append(1000 * (time.perf_counter() - t0))
         figures[f"{kind} median ms"] = float(np.median(latencies))
         figures[f"{kind} p95 ms"] = float(np.percentile(latencies, 95))
-        figures |= filter_costs(index, qs[:5], kind)
-        found[kind] = [{h.doc_id for h in hits} for hits in index.search(qs, k=10)]
+        figures |= filter_costs(index, qs[: 2 if large else 5], kind)
     if len(found) == 2:
         pairs = zip(found["plaid"], found["exact"], strict=True)
         figures["recall@10"] = float(np.mean([len(p & e) / 10 for p, e in pairs]))
@@ -236,25 +241,29 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", nargs="+", default=["plaid", "exact"], choices=["plaid", "exact"])
     parser.add_argument("--tmp", default=os.environ.get("TMPDIR", "/tmp"), help="where the indexes are built")
+    parser.add_argument("--keep", help="build into KEEP/N/KIND and keep them; an index already there is measured again")
     args = parser.parse_args()
     import torch
 
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores", flush=True)
     rows = []
     for n_docs in args.n_docs:
-        with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-            figures = measure(n_docs, args.queries, args.nbits, args.seed, Path(tmp), args.kinds)
+        if args.keep:
+            figures = measure(n_docs, args.queries, args.nbits, args.seed, Path(args.keep) / str(n_docs), args.kinds)
+        else:
+            with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+                figures = measure(n_docs, args.queries, args.nbits, args.seed, Path(tmp), args.kinds)
         rows.append((n_docs, figures))
         print(f"N={n_docs}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items()), flush=True)
-    keys = list(rows[0][1])
+    keys = list(dict.fromkeys(key for _, figures in rows for key in figures))
     print("\n| figure | " + " | ".join(f"N={n:,}" for n, _ in rows) + " |")
     print("|---|" + "---|" * len(rows))
     for key in keys:
-        print(f"| {key} | " + " | ".join(f"{f[key]:,.3g}" for _, f in rows) + " |")
+        print(f"| {key} | " + " | ".join(f"{f[key]:,.3g}" if key in f else "" for _, f in rows) + " |")
     if len(rows) > 1:
         print("\ngrowth per 10x N (ratio of consecutive sizes):")
         for key in ("plaid build s", "plaid peak GB", "plaid open s", "plaid median ms", "exact median ms"):
-            if key not in keys:
+            if not all(key in f for _, f in rows):
                 continue
             ratios = [b[1][key] / a[1][key] for a, b in itertools.pairwise(rows)]
             print(f"  {key:<16} " + ", ".join(f"x{r:.2f}" for r in ratios))
