@@ -56,7 +56,7 @@ def test_documents_round_trip_and_search_never_crashes(encoder: Encoder, docs, q
         # ids such as "../x" never became paths: nothing beside or inside the index but its own files
         assert [p.name for p in Path(folder).iterdir()] == ["idx"]
         index_files = sorted(p.name for p in Path(folder, "idx").iterdir())
-        assert index_files == ["manifest.json", "segments", "staging", "write.lock"]
+        assert index_files == ["manifest.json", "segments", "staging", "write.lock", "writer.pid"]
         assert not any(Path(folder, "idx", "staging").iterdir())  # the writer's staging folder went
 
 

@@ -12,7 +12,6 @@ from colbert_retriever import (
     DocumentBatch,
     DocumentNotFoundError,
     DuplicateIdError,
-    EmptyIndexError,
     Index,
     IndexConfig,
     IndexExistsError,
@@ -110,8 +109,6 @@ def test_unknown_ids_and_bad_input_change_nothing(index: Index) -> None:
 
 
 def test_search_errors_and_k(index: Index) -> None:
-    with pytest.raises(EmptyIndexError):
-        index.search([vectors_for("q")], k=3)
     index.write([batch(["a", "b", "c"])])
     for bad_k in (0, -1, 1.5, True):
         with pytest.raises(ConfigError):
@@ -122,6 +119,17 @@ def test_search_errors_and_k(index: Index) -> None:
     assert [h.rank for h in hits] == [1, 2, 3]
     assert all(-1 <= h.normalized_score <= 1 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.parametrize("index_type", ["exact", "plaid"])
+def test_an_index_without_documents_gives_no_hits(tmp_path: Path, index_type: str) -> None:
+    index = Index.create(tmp_path / "idx", model=MODEL, dim=DIM, index_type=index_type)
+    assert index.search([vectors_for("q")], k=3) == [[]]
+    index.write([batch([f"d{i}" for i in range(40)])])
+    index.delete([f"d{i}" for i in range(40)])  # every document deleted (was EmptyIndexError)
+    assert index.search([vectors_for("q"), vectors_for("r")], k=3) == [[], []]
+    with pytest.raises(DimensionMismatchError):  # the query is still checked
+        index.search([np.ones((2, DIM + 1), dtype=np.float32)], k=1)
 
 
 def test_filters_apply_before_topk(index: Index) -> None:

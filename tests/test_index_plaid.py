@@ -3,7 +3,11 @@ filters, faults, and its agreement with the exact index on the same vectors."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +235,57 @@ def test_an_empty_write_trains_nothing(tmp_path: Path) -> None:
     assert (len(index), index.info().centroids) == (0, 0)
     index.write([docs(ids("a", 50))])
     assert index.info().centroids > 0
+
+
+def _tamper(index_path: Path, file: str, change: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Rewrite one array of the (single) segment and record its new size and checksum in the
+    manifest: a file consistent with its checksum, wrong in content."""
+    manifest = json.loads((index_path / "manifest.json").read_text())
+    (entry,) = manifest["segments"]
+    path = index_path / "segments" / entry["name"] / file
+    buffer = io.BytesIO()
+    np.save(buffer, change(np.load(path)))
+    path.write_bytes(buffer.getvalue())
+    entry["files"][file] = {"bytes": len(buffer.getvalue()), "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}
+    (index_path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _set(where: int | slice, value: int) -> Callable[[np.ndarray], np.ndarray]:
+    def change(array: np.ndarray) -> np.ndarray:
+        array = array.copy()
+        array[where] = value
+        return array
+
+    return change
+
+
+def _empty_first_document(doclens: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0, doclens[0] + doclens[1]], doclens[2:]]).astype(doclens.dtype)
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "named"),
+    [
+        ("codes.npy", _set(0, 16_000), "centroid 16000"),
+        ("ivf_docs.npy", _set(slice(None), 10_000), "ivf_docs.npy"),
+        ("ivf_docs.npy", _set(slice(None), -1), "ivf_docs.npy"),
+        ("ivf_offsets.npy", _set(slice(1, -1), 10**9), "ivf_offsets.npy"),
+        ("doclens.npy", _empty_first_document, "without tokens"),
+    ],
+)
+def test_verify_checks_structure_and_search_never_reads_out_of_range(
+    tmp_path: Path, corpus: DocumentBatch, file: str, change: Callable[[np.ndarray], np.ndarray], named: str
+) -> None:
+    index = create(tmp_path / "idx", nbits=2)
+    index.write([corpus])
+    query = query_for(corpus, 0)
+    index.compact()  # one segment
+    _tamper(index.path, file, change)
+    damaged = Index.open(index.path)
+    with pytest.raises(IndexCorruptError, match=re.escape(named)):
+        damaged.verify()  # was: passed, the checksums being right
+    if file == "doclens.npy":  # other token boundaries, all within range: a search still runs
+        assert len(damaged.search([query], k=10)[0]) == 10
+        return
+    with pytest.raises(IndexCorruptError):  # was: IndexError, or (-1) a silently wrong row
+        damaged.search([query], k=10, filters={"group": {"$gte": 0}})

@@ -134,21 +134,41 @@ def test_add_documents_takes_a_stream_of_records(retriever: ColBERT) -> None:
 def test_bad_inputs(retriever: ColBERT) -> None:
     with pytest.raises(ConfigError):
         retriever.add("just a string")
-    with pytest.raises(ConfigError, match="match"):
+    with pytest.raises(ConfigError, match="got 2 texts, 1 ids; they must match"):
         retriever.add(["a", "b"], ids=["only-one"])
-    with pytest.raises(ConfigError, match="more ids"):
-        retriever.add(["a"], ids=["1", "2"])
-    with pytest.raises(ConfigError, match="more metadata"):
+    with pytest.raises(ConfigError, match="got 1 texts, 2 metadata"):
         retriever.add(["a"], metadata=[None, None])
-    with pytest.raises(DuplicateIdError):
+    # streams: the message counts the whole input, not the chunk where the mismatch showed
+    with pytest.raises(ConfigError, match="got 5 texts but 2 ids"):
+        retriever.add(iter(["a", "b", "c", "d", "e"]), ids=iter(["1", "2"]))
+    with pytest.raises(ConfigError, match="got 1 texts but 3 ids"):
+        retriever.add(iter(["a"]), ids=iter(["1", "2", "3"]))
+    with pytest.raises(ConfigError, match="got 2 texts but 1 metadata entries"):
+        retriever.add(iter(["a", "b"]), metadata=iter([None]))
+    with pytest.raises(DuplicateIdError, match="twice in one add"):
         retriever.add(["a", "b"], ids=["x", "x"])
+    with pytest.raises(DuplicateIdError, match="twice in one upsert"):
+        retriever.upsert(["a", "b"], ids=["x", "x"])
     with pytest.raises(ConfigError):
         retriever.add([None])
     with pytest.raises(ConfigError):
         retriever.search(["a list"])
-    with pytest.raises(ConfigError):
-        retriever.search("   ")
+    for blank in ("   ", "\u200b", "\u200b \u2060\ufeff"):  # invisible characters only: blank too
+        with pytest.raises(ConfigError, match="empty or whitespace"):
+            retriever.search(blank)
     assert len(retriever) == 0
+
+
+def test_repr_info_and_plaid_settings_in_the_wrong_place(retriever: ColBERT, tmp_path: Path, checkpoints) -> None:
+    assert (
+        repr(retriever)
+        == f"ColBERT(model={retriever.encoder.fingerprint.name!r}, dim=16, index={str(retriever.index.path)!r})"
+    )  # type: ignore[attr-defined]
+    assert retriever.info().documents == 0
+    assert "no index" in repr(ColBERT.from_pretrained(checkpoints["stanford"]))
+    with pytest.raises(ConfigError, match=r"nbits is a PlaidConfig setting: pass plaid=PlaidConfig\(nbits=...\)"):
+        ColBERT.create(tmp_path / "other", model=checkpoints["stanford"], nbits=3)
+    assert not (tmp_path / "other").exists()
 
 
 def test_upsert_and_delete(retriever: ColBERT) -> None:

@@ -31,12 +31,12 @@ from colbert_retriever.errors import (
     MissingDependencyError,
     ModelMismatchError,
 )
-from colbert_retriever.results import Document, Hit, RerankHit
+from colbert_retriever.results import Document, Hit, IndexInfo, RerankHit
 
 if TYPE_CHECKING:
     from colbert_retriever.encoder import Encoder
     from colbert_retriever.filters import Filter
-    from colbert_retriever.index import Index, IndexInfo
+    from colbert_retriever.index import Index
     from colbert_retriever.retriever import ColBERT
     from colbert_retriever.storage import DocumentBatch, Store
 
@@ -46,7 +46,6 @@ _LAZY = {
     "Encoder": "colbert_retriever.encoder",
     "Filter": "colbert_retriever.filters",
     "Index": "colbert_retriever.index",
-    "IndexInfo": "colbert_retriever.index",
     "Store": "colbert_retriever.storage",
 }
 

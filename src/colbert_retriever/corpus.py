@@ -9,6 +9,7 @@ from typing import Any
 
 from colbert_retriever.errors import ConfigError
 from colbert_retriever.results import Document
+from colbert_retriever.validation import is_blank
 
 TEXT_SUFFIXES = (".txt", ".md")
 
@@ -18,17 +19,20 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
 
     jsonl: the text is the title and the text joined by a space (as BEIR does); every
     other field, the title included, becomes metadata. Folder: the id is the file's
-    path relative to the folder, read as UTF-8.
+    path relative to the folder; hidden files and folders (a name starting with ".") are
+    skipped. Both are read as UTF-8 (a leading byte-order mark is dropped); a file that is
+    not UTF-8 is a `ConfigError` naming it.
     """
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-        if not files:
-            msg = f"folder {path} has no {'/'.join(TEXT_SUFFIXES)} files"
-            raise ConfigError(msg)
-        for file in files:
+        for file in text_files(path):
             rel = file.relative_to(path).as_posix()
-            yield Document(doc_id=rel, text=file.read_text(encoding="utf-8"), metadata={"path": rel})
+            try:
+                text = file.read_text(encoding="utf-8-sig")
+            except UnicodeDecodeError as exc:
+                msg = f"{file} is not UTF-8 text (byte {exc.start}); convert it to UTF-8 or remove it"
+                raise ConfigError(msg) from exc
+            yield Document(doc_id=rel, text=text, metadata={"path": rel})
         return
     for row in read_jsonl(path):
         title, text = str(row.get("title") or ""), str(row.get("text") or "")
@@ -36,14 +40,64 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
         yield Document(doc_id=str(row["_id"]), text=f"{title} {text}".strip(), metadata=metadata)
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Objects of a JSON Lines file; each needs an `_id`. Blank lines are skipped."""
+def count_documents(path: str | Path) -> int:
+    """How many documents `read_corpus(path)` will yield (one cheap pass, no JSON parsing);
+    a `ConfigError` when `path` is neither a jsonl file nor a folder with text files."""
     path = Path(path)
-    if not path.is_file():
-        msg = f"input file {path} does not exist"
+    if path.is_dir():
+        return len(text_files(path))
+    _check_file(path, "input file")
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def text_files(folder: Path) -> list[Path]:
+    """The .txt/.md files under `folder`, sorted, without hidden files and folders."""
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in TEXT_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )
+    if not files:
+        msg = f"folder {folder} has no {'/'.join(TEXT_SUFFIXES)} files"
         raise ConfigError(msg)
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    return files
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Objects of a JSON Lines file (UTF-8, an optional byte-order mark); each needs an `_id`.
+    Blank lines are skipped; errors name the file and line."""
+    for _, row in numbered_jsonl(path):
+        yield row
+
+
+def read_queries(path: str | Path) -> tuple[list[str], list[str]]:
+    """(ids, texts) of a BEIR queries.jsonl; a blank or missing text is a `ConfigError`
+    naming the query's id and line."""
+    qids, texts = [], []
+    for number, row in numbered_jsonl(path):
+        text = row.get("text")
+        if not isinstance(text, str) or is_blank(text):
+            msg = f"{path}:{number}: query {row['_id']!r} has {'a blank' if isinstance(text, str) else 'no'} text"
+            raise ConfigError(msg)
+        qids.append(str(row["_id"]))
+        texts.append(text)
+    return qids, texts
+
+
+def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON Lines file; see `read_jsonl`."""
+    path = Path(path)
+    _check_file(path, "input file")
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                msg = f"{path}:{number}: not UTF-8 text (byte {exc.start} of the line); convert the file to UTF-8"
+                raise ConfigError(msg) from exc
             if not line.strip():
                 continue
             try:
@@ -54,7 +108,13 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
             if not isinstance(row, dict) or "_id" not in row:
                 msg = f"{path}:{number}: each line must be a JSON object with an '_id'"
                 raise ConfigError(msg)
-            yield row
+            yield number, row
+
+
+def _check_file(path: Path, what: str) -> None:
+    if path.is_dir() or not path.exists():
+        msg = f"{what} {path} {'is a folder' if path.is_dir() else 'does not exist'}"
+        raise ConfigError(msg)
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:

@@ -106,6 +106,7 @@ class Encoder:
         self._tokenizer = tokenizer
         # Fast tokenizers raise "Already borrowed" when two threads change truncation at once.
         self._tokenizer_lock = threading.Lock()
+        self._reported_cut = False  # a query longer than query_maxlen is logged once
         self._ids = _special_ids(tokenizer, config)
         self.dim = (
             int(checkpoint.projection[-1].weight.shape[0])
@@ -218,9 +219,25 @@ class Encoder:
                 return_attention_mask=False,
                 return_token_type_ids=False,
             )["input_ids"]
+        if is_query and not self._reported_cut:
+            self._report_cut_query(texts, maxlen - (marker is not None))
         if marker is not None:
             ids = [[*seq[:1], marker, *seq[1:]] for seq in ids]
         return ids
+
+    def _report_cut_query(self, texts: list[str], max_length: int) -> None:
+        """Log (once per encoder, at INFO) that a query was longer than `query_maxlen`."""
+        with self._tokenizer_lock:
+            lengths = [len(seq) for seq in self._tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        cut = next((i for i, n in enumerate(lengths) if n > max_length), None)
+        if cut is not None:
+            self._reported_cut = True
+            logger.info(
+                "a query of %d tokens was cut at query_maxlen=%d: %r (reported once)",
+                lengths[cut],
+                self.config.query_maxlen,
+                texts[cut][:80],
+            )
 
     def _pad(self, ids: list[list[int]], *, is_query: bool) -> TokenizedBatch:
         cfg = self.config

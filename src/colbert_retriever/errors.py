@@ -62,4 +62,4 @@ class DocumentNotFoundError(ColbertRetrieverError, LookupError):
 
 
 class EmptyIndexError(ColbertRetrieverError, LookupError):
-    """A search ran on an index that holds no documents."""
+    """An operation that needs documents (retraining centroids) met an index with none."""

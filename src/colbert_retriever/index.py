@@ -3,7 +3,7 @@
 Layout of an index folder::
 
     manifest.json          the commit point (storage/manifest.py)
-    write.lock             inter-process writer lock
+    write.lock             inter-process writer lock (writer.pid: its holder)
     segments/<name>/       write-once segments (storage/segment.py)
     codecs/<name>/         PLAID index: centroids and residual buckets (search/codec.py)
     staging/<id>/          a writer's segments before its commit (transaction.py)
@@ -16,9 +16,10 @@ writes. This module is the façade over those parts.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,57 +28,50 @@ import numpy as np
 import colbert_retriever.transaction as transaction
 from colbert_retriever.config import IndexConfig, IndexType, PlaidConfig, SearchConfig
 from colbert_retriever.errors import (
+    ColbertRetrieverError,
     ConfigError,
     DimensionMismatchError,
     DocumentNotFoundError,
-    EmptyIndexError,
+    IndexCorruptError,
     IndexExistsError,
     IndexNotFoundError,
 )
 from colbert_retriever.filters import Filter, compile_filter
-from colbert_retriever.results import Document, Hit
+from colbert_retriever.results import Document, Hit, IndexInfo
 from colbert_retriever.search import dispatch
 from colbert_retriever.snapshot import Snapshot, load_snapshot
 from colbert_retriever.storage import DocumentBatch
-from colbert_retriever.storage.atomic import writer_lock
+from colbert_retriever.storage.atomic import WRITER_PID, writer_lock
 from colbert_retriever.storage.manifest import MANIFEST, Manifest, read_manifest, write_manifest
-from colbert_retriever.storage.segment import check_files
+from colbert_retriever.storage.segment import check_files, check_structure
 from colbert_retriever.validation import check_ids
 
 INDEX_TYPES = ("exact", "plaid", "auto")
 
 
-@dataclass(frozen=True)
-class IndexInfo:
-    """What `colbert-retriever info` shows about an index.
+def index_exists(path: str | Path) -> bool:
+    """Whether `path` holds an index (its manifest), without reading it."""
+    return (Path(path) / MANIFEST).is_file()
 
-    Attributes:
-        documents: Live documents.
-        tokens: Token vectors of the live documents.
-        bytes: Size on disk of every file the manifest lists, the manifest included.
-        deleted: Tombstoned rows still on disk (`Index.compact` drops them).
-        centroids: PLAID index: centroids of its codec (0 before the first write, and for
-            an exact index).
-        tokens_at_training: PLAID index: tokens the codec was trained on; retraining is
-            advisable once `tokens` is several times this.
-    """
 
-    path: str
-    index_type: str
-    format_version: int
-    library_version: str
-    documents: int
-    tokens: int
-    bytes: int
-    dim: int
-    dtype: str
-    segments: int
-    deleted: int
-    model: dict[str, Any]
-    nbits: int | None = None
-    centroids: int = 0
-    tokens_at_training: int = 0
-    pool_factor: int = 1
+def remove_unused_index(path: str | Path, *, remove_folder: bool) -> None:
+    """Remove an index that never committed a write (what a failed first write leaves
+    behind), and its folder too if `remove_folder`; an index with any commit stays."""
+    path = Path(path)
+    try:
+        if read_manifest(path).generation != 0:
+            return
+    except ColbertRetrieverError:
+        return
+    for name in (MANIFEST, "segments", "codecs", transaction.STAGING, "write.lock", WRITER_PID):  # what create made
+        target = path / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+    if remove_folder:
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only if nothing else is in it
 
 
 class Index:
@@ -224,7 +218,7 @@ class Index:
         codec = manifest.codec
         return IndexInfo(
             path=str(self.path),
-            index_type=manifest.index_type,
+            index_type="plaid" if codec or manifest.index_type == "plaid" else "exact",
             format_version=manifest.format_version,
             library_version=manifest.library_version,
             documents=manifest.n_documents,
@@ -240,16 +234,30 @@ class Index:
             centroids=codec.n_centroids if codec else 0,
             tokens_at_training=codec.tokens_at_training if codec else 0,
             pool_factor=manifest.pool_factor,
+            auto=manifest.index_type == "auto",
         )
 
     def verify(self) -> None:
-        """Re-read every file of the current state and check its sha256.
+        """Re-read every file of the current state, check its sha256 and the structure of
+        its arrays (codes, inverted lists and offsets in range, shapes that agree).
 
         Raises:
-            IndexCorruptError: naming the first file that is missing, truncated or altered.
+            IndexCorruptError: naming the first file that is missing, truncated, altered
+                or inconsistent.
         """
-        for parent, name, files in self._snapshot.manifest.folders():
+        snap = self._snapshot
+        for parent, name, files in snap.manifest.folders():
             check_files(self.path / parent / name, files, verify=True)
+        nbits = snap.manifest.plaid.nbits if snap.manifest.plaid else 0
+        n_centroids = len(snap.codec.centroids) if snap.codec is not None else 0
+        for segment in snap.segments:
+            check_structure(
+                self.path / "segments" / segment.name,
+                segment,
+                dim=self.dim,
+                n_centroids=n_centroids,
+                packed_width=self.dim * nbits // 8,
+            )
 
     def get(self, doc_ids: Sequence[str]) -> list[Document]:
         """The stored documents for `doc_ids`, in the same order.
@@ -294,9 +302,20 @@ class Index:
         self.refresh()  # early duplicate checks against a recent state
         self._install(transaction.write(self.path, self.config, self._snapshot, batches, delete=delete, upsert=upsert))
 
-    def delete(self, doc_ids: Sequence[str]) -> None:
-        """Remove documents by id; other documents keep their ids. Unknown ids are an error."""
-        self.write((), delete=doc_ids)
+    def delete(self, doc_ids: Sequence[str], *, missing_ok: bool = False) -> None:
+        """Remove documents by id, atomically; other documents keep their ids.
+
+        Raises:
+            DocumentNotFoundError: an id is not in the index (nothing is deleted), unless
+                `missing_ok`, which skips such ids.
+        """
+        doc_ids = check_ids(doc_ids)
+        self.refresh()
+        self._install(
+            transaction.write(
+                self.path, self.config, self._snapshot, (), delete=doc_ids, upsert=False, missing_ok=missing_ok
+            )
+        )
 
     def compact(self) -> None:
         """Rewrite the live documents into fresh segments, dropping deleted rows for good.
@@ -305,7 +324,7 @@ class Index:
         """
         self._install(transaction.compact(self.path, self.config, self._snapshot))
 
-    def retrain(self) -> None:
+    def retrain(self, *, force: bool = False) -> None:
         """Train new centroids and buckets on the live documents and recompress them all.
 
         Writes keep the codec of the first write (adding centroids where documents drift
@@ -313,11 +332,16 @@ class Index:
         (`info().tokens` against `info().tokens_at_training`; a write logs a warning at 4x).
         Tokens are decompressed and compressed again, so it costs some of nbits' precision.
 
+        Args:
+            force: Also compress an "auto" index that is still exact (below the size at
+                which it turns plaid by itself).
+
         Raises:
-            ConfigError: an exact index (it has no codec).
+            ConfigError: an exact index (it has no codec), or an auto one still exact
+                without `force`.
             EmptyIndexError: no documents to train on.
         """
-        self._install(transaction.retrain(self.path, self.config, self._snapshot))
+        self._install(transaction.retrain(self.path, self.config, self._snapshot, force=force))
 
     def search(self, queries: Sequence[np.ndarray], *, k: int, filters: Filter | None = None) -> list[list[Hit]]:
         """Top-k documents for each query's (n_tokens, dim) vectors: by exact MaxSim, or in a
@@ -328,8 +352,9 @@ class Index:
                 `{"year": {"$gte": 2020}}`, or a callable(metadata) -> bool; applied before
                 ranking, so k hits come back whenever k documents pass.
 
+        An index without documents (new, or all deleted) gives no hits.
+
         Raises:
-            EmptyIndexError: the index holds no documents.
             ConfigError: `k` < 1 or a bad filter (naming the operator).
             DimensionMismatchError: query vectors of another size than the index's.
         """
@@ -338,16 +363,19 @@ class Index:
             raise ConfigError(msg)
         accept = compile_filter(filters)
         snap = self._snapshot
-        if not snap.manifest.n_documents:
-            msg = f"the index at {self.path} holds no documents; add some first"
-            raise EmptyIndexError(msg)
         for q in queries:
             if q.ndim != 2 or q.shape[1] != self.dim:
                 msg = f"query vectors have shape {q.shape}; the index stores dim={self.dim}"
                 raise DimensionMismatchError(msg)
-        if not queries:
-            return []
-        return dispatch.search(snap.segments, snap.codec, queries, k=k, accept=accept, config=self.search_config)
+        if not snap.manifest.n_documents or not queries:
+            return [[] for _ in queries]
+        try:
+            return dispatch.search(snap.segments, snap.codec, queries, k=k, accept=accept, config=self.search_config)
+        except ColbertRetrieverError:
+            raise
+        except (IndexError, ValueError) as exc:  # arrays that pass their checksums but point out of range
+            msg = f"the index at {self.path} is damaged ({exc}); `colbert-retriever info --verify` names the file"
+            raise IndexCorruptError(msg) from exc
 
     def _install(self, snapshot: Snapshot) -> None:
         """Make `snapshot` this handle's state, unless a newer one already is (two threads

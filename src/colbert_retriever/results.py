@@ -56,3 +56,39 @@ class RerankHit:
     normalized_score: float
     rank: int
     text: str
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What `colbert-retriever info` shows about an index.
+
+    Attributes:
+        index_type: What the index is now: "exact" or "plaid".
+        auto: Created as "auto": exact while small, then plaid.
+        documents: Live documents.
+        tokens: Token vectors of the live documents.
+        bytes: Size on disk of every file the manifest lists, the manifest included.
+        deleted: Tombstoned rows still on disk (`Index.compact` drops them).
+        centroids: PLAID index: centroids of its codec (0 before the first write, and for
+            an exact index).
+        tokens_at_training: PLAID index: tokens the codec was trained on; retraining is
+            advisable once `tokens` is several times this.
+    """
+
+    path: str
+    index_type: str
+    format_version: int
+    library_version: str
+    documents: int
+    tokens: int
+    bytes: int
+    dim: int
+    dtype: str
+    segments: int
+    deleted: int
+    model: dict[str, Any]
+    nbits: int | None = None
+    centroids: int = 0
+    tokens_at_training: int = 0
+    pool_factor: int = 1
+    auto: bool = False

@@ -7,7 +7,8 @@ hits = retriever.search("what is late interaction?", k=10)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from itertools import islice
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +23,7 @@ from colbert_retriever.errors import ConfigError, DimensionMismatchError, IndexC
 from colbert_retriever.filters import Filter
 from colbert_retriever.index import Index
 from colbert_retriever.maxsim import maxsim, pad_queries
-from colbert_retriever.results import Document, Hit, RerankHit
+from colbert_retriever.results import Document, Hit, IndexInfo, RerankHit
 from colbert_retriever.storage import DocumentBatch, Store
 from colbert_retriever.storage.manifest import MANIFEST, read_manifest
 from colbert_retriever.validation import check_documents, check_texts
@@ -80,6 +81,10 @@ class ColBERT:
             IndexExistsError: an index exists at `path` and `exist_ok` is False.
             CheckpointError: the model cannot be loaded.
         """
+        misplaced = sorted(set(settings) & {f.name for f in dataclasses.fields(PlaidConfig)})
+        if misplaced:
+            msg = f"{', '.join(misplaced)} is a PlaidConfig setting: pass plaid=PlaidConfig({misplaced[0]}=...)"
+            raise ConfigError(msg)
         if exist_ok and (Path(path) / MANIFEST).exists():
             return cls.open(
                 path,
@@ -151,6 +156,18 @@ class ColBERT:
     def __len__(self) -> int:
         return len(self.index)
 
+    def __repr__(self) -> str:
+        where = f"index={str(getattr(self._store, 'path', self._store))!r}" if self._store is not None else "no index"
+        return f"ColBERT(model={self.encoder.fingerprint.name!r}, dim={self.encoder.dim}, {where})"
+
+    def info(self) -> IndexInfo:
+        """The index's `IndexInfo` (counts, size, type, model); see `Index.info`."""
+        store = self.index
+        if not isinstance(store, Index):
+            msg = f"info() describes an Index; this retriever's store is a {type(store).__name__}"
+            raise ConfigError(msg)
+        return store.info()
+
     def add(
         self,
         texts: Iterable[str],
@@ -183,7 +200,7 @@ class ColBERT:
         if isinstance(documents, (str, Document)) or not isinstance(documents, Iterable):
             msg = f"documents must be an iterable of Document, got {type(documents).__name__}"
             raise ConfigError(msg)
-        total = len(documents) if isinstance(documents, Sequence) else None
+        total = len(documents) if isinstance(documents, Sized) else None
         return self._add_stream(iter(documents), upsert=upsert, total=total)
 
     def upsert(
@@ -271,17 +288,23 @@ class ColBERT:
             if value is not None and (isinstance(value, (str, dict)) or not isinstance(value, Iterable)):
                 msg = f"{name} must be an iterable with one entry per text, got {type(value).__name__}"
                 raise ConfigError(msg)
-        total = len(texts) if isinstance(texts, Sequence) else None
+        sizes = {
+            name: len(v) for name, v in (("texts", texts), ("ids", ids), ("metadata", metadata)) if isinstance(v, Sized)
+        }
+        if len(set(sizes.values())) > 1:
+            msg = f"got {', '.join(f'{n} {name}' for name, n in sizes.items())}; they must match"
+            raise ConfigError(msg)
+        total = sizes.get("texts")
         return self._add_stream(_zip_documents(texts, ids, metadata), upsert=upsert, total=total)
 
     def _add_stream(self, documents: Iterator[Any], *, upsert: bool, total: int | None) -> list[str]:
         store = self.index
         written: list[str] = []
-        store.write(self._batches(documents, written, store.docs_per_batch, total), upsert=upsert)
+        store.write(self._batches(documents, written, store.docs_per_batch, total, upsert), upsert=upsert)
         return written
 
     def _batches(
-        self, documents: Iterator[Any], written: list[str], size: int, total: int | None
+        self, documents: Iterator[Any], written: list[str], size: int, total: int | None, upsert: bool
     ) -> Iterator[DocumentBatch]:
         """Validate and encode `documents` chunk by chunk; record their ids in `written`."""
         with tqdm(total=total, desc="Indexing", unit="doc", disable=not self.encoder.config.show_progress) as bar:
@@ -292,7 +315,7 @@ class ColBERT:
                     raise ConfigError(msg)
                 ids, texts = [doc.doc_id for doc in chunk], [doc.text for doc in chunk]
                 metadata = [doc.metadata for doc in chunk]
-                check_documents(ids, texts, metadata)
+                check_documents(ids, texts, metadata, upsert=upsert)
                 vectors = self.encoder.encode_documents(texts)
                 written.extend(ids)
                 yield DocumentBatch(ids=ids, texts=texts, metadata=metadata, vectors=vectors)
@@ -301,22 +324,26 @@ class ColBERT:
 
 def _zip_documents(texts: Iterable[str], ids: Iterable[str] | None, metadata: Any) -> Iterator[Document]:
     """`Document`s from parallel iterables (random ids when `ids` is None; {} for a None
-    metadata entry); a `ConfigError` when ids or metadata outlast the texts."""
+    metadata entry); a `ConfigError` counting the whole input when their lengths differ."""
     id_iter = iter(ids) if ids is not None else None
     meta_iter = iter(metadata) if metadata is not None else None
     end = object()  # a metadata entry may itself be None
-    for text in texts:
+    text_iter, count = iter(texts), 0
+    for text in text_iter:
         doc_id = next(id_iter, end) if id_iter else uuid4().hex
         meta = next(meta_iter, end) if meta_iter else None
         if doc_id is end or meta is end:
-            msg = f"got more texts than {'ids' if doc_id is end else 'metadata entries'}; they must match"
+            n_texts = count + 1 + sum(1 for _ in text_iter)
+            msg = f"got {n_texts} texts but {count} {'ids' if doc_id is end else 'metadata entries'}; they must match"
             raise ConfigError(msg)
+        count += 1
         # checked by the writer (check_documents), which names what is wrong
         yield Document(doc_id=cast(str, doc_id), text=text, metadata={} if meta is None else cast(dict, meta))
-    leftovers = [name for name, it in (("ids", id_iter), ("metadata", meta_iter)) if it and next(it, end) is not end]
-    if leftovers:
-        msg = f"more {' and '.join(leftovers)} than texts were given"
-        raise ConfigError(msg)
+    for name, rest in (("ids", id_iter), ("metadata entries", meta_iter)):
+        extra = sum(1 for _ in rest) if rest is not None else 0
+        if extra:
+            msg = f"got {count} texts but {count + extra} {name}; they must match"
+            raise ConfigError(msg)
 
 
 def _check_model(encoder: Encoder, recorded: dict[str, Any], path: Path) -> None:

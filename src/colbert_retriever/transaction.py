@@ -71,13 +71,18 @@ def write(
     *,
     delete: Sequence[str],
     upsert: bool,
+    missing_ok: bool = False,
 ) -> Snapshot:
-    """Delete `delete`, then add `batches`, as one commit; return the new state."""
+    """Delete `delete` (skipping ids not in the index if `missing_ok`), then add `batches`,
+    as one commit; return the new state."""
+
+    def change(snap: Snapshot, folders: list[Path]) -> Manifest:
+        deleting = [d for d in delete if d in snap.locate(delete)] if missing_ok else delete
+        return _apply_write(path, snap, staging, deleting, upsert, folders)
+
     with Staging(path) as staging:
         staging.stage(batches, previous, delete=delete, upsert=upsert)
-        snap = commit(
-            path, config, previous, lambda snap, folders: _apply_write(path, snap, staging, delete, upsert, folders)
-        )
+        snap = commit(path, config, previous, change)
     trained = snap.manifest.codec.tokens_at_training if snap.manifest.codec else 0
     if trained and snap.manifest.n_tokens >= compression.RETRAIN_GROWTH * trained:
         logger.warning(
@@ -120,12 +125,19 @@ def compact(path: Path, config: IndexConfig, previous: Snapshot) -> Snapshot:
     return commit(path, config, previous, change)
 
 
-def retrain(path: Path, config: IndexConfig, previous: Snapshot) -> Snapshot:
-    """Train new centroids on the live documents and recompress them all."""
+def retrain(path: Path, config: IndexConfig, previous: Snapshot, *, force: bool) -> Snapshot:
+    """Train new centroids on the live documents and recompress them all (`force`: also an
+    auto index that is still exact)."""
 
     def change(snap: Snapshot, folders: list[Path]) -> Manifest:
         if snap.manifest.index_type == "exact":
             msg = f"the index at {path} is exact: it has no centroids to retrain"
+            raise ConfigError(msg)
+        if snap.codec is None and snap.manifest.index_type == "auto" and not force:
+            msg = (
+                f"the index at {path} is auto and still exact ({snap.manifest.n_tokens:,} tokens); it turns plaid "
+                f"by itself at {compression.AUTO_PLAID_TOKENS:,}; force=True (--force) compresses it now"
+            )
             raise ConfigError(msg)
         if snap.manifest.n_documents == 0:
             msg = f"the index at {path} holds no documents to train on"
@@ -206,10 +218,10 @@ class Staging:
         manifest, deleting = known.manifest, set(delete)
         seen: set[str] = set()
         for batch in batches:  # the caller's code runs here: its errors pass through as they are
-            _check_batch(batch, manifest.dim)
+            _check_batch(batch, manifest.dim, upsert=upsert)
             for doc_id in batch.ids:
                 if doc_id in seen:
-                    msg = f"document id {doc_id!r} appears twice in one add"
+                    msg = f"document id {doc_id!r} appears twice in one {'upsert' if upsert else 'add'}"
                     raise DuplicateIdError(msg)
                 seen.add(doc_id)
             if not upsert:
@@ -244,8 +256,8 @@ def collect_staging(path: Path) -> None:
             lock.release()
 
 
-def _check_batch(batch: DocumentBatch, dim: int) -> None:
-    check_documents(batch.ids, batch.texts, batch.metadata)
+def _check_batch(batch: DocumentBatch, dim: int, *, upsert: bool) -> None:
+    check_documents(batch.ids, batch.texts, batch.metadata, upsert=upsert)
     if len(batch.vectors) != len(batch.ids):
         msg = f"a batch has {len(batch.ids)} documents but {len(batch.vectors)} vector arrays"
         raise ConfigError(msg)

@@ -11,6 +11,14 @@ from collections.abc import Sequence
 
 from colbert_retriever.errors import ConfigError, DuplicateIdError
 
+# Characters with no width that str.strip() keeps: zero-width space/joiners, word joiner, BOM.
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def is_blank(text: str) -> bool:
+    """True for a string of only whitespace or invisible characters (nothing to encode)."""
+    return not text.strip().strip(_INVISIBLE).strip()
+
 
 def check_texts(texts: Sequence[str], what: str) -> list[str]:
     """A list of non-blank, valid Unicode strings, or a `ConfigError` naming the first bad one."""
@@ -35,7 +43,7 @@ def check_string(value: object, what: str, *, allow_blank: bool) -> None:
     if not isinstance(value, str):
         msg = f"{what} must be a string, got {type(value).__name__}"
         raise ConfigError(msg)
-    if not (value if allow_blank else value.strip()):
+    if not value or (not allow_blank and is_blank(value)):
         msg = f"{what} is empty or whitespace only"
         raise ConfigError(msg)
     try:
@@ -45,7 +53,9 @@ def check_string(value: object, what: str, *, allow_blank: bool) -> None:
         raise ConfigError(msg) from exc
 
 
-def check_documents(ids: Sequence[object], texts: Sequence[object], metadata: Sequence[object]) -> None:
+def check_documents(
+    ids: Sequence[object], texts: Sequence[object], metadata: Sequence[object], *, upsert: bool = False
+) -> None:
     """Validate one batch: string ids, non-blank texts, JSON metadata without NaN or infinity.
 
     Raises `ConfigError` naming the first bad entry; `DuplicateIdError` for an id repeated
@@ -58,7 +68,7 @@ def check_documents(ids: Sequence[object], texts: Sequence[object], metadata: Se
     for i, (doc_id, text, meta) in enumerate(zip(ids, texts, metadata, strict=True)):
         check_string(doc_id, f"document id #{i}", allow_blank=True)
         if doc_id in seen:
-            msg = f"document id {doc_id!r} appears twice in one add"
+            msg = f"document id {doc_id!r} appears twice in one {'upsert' if upsert else 'add'}"
             raise DuplicateIdError(msg)
         seen.add(doc_id)
         check_string(text, f"document {doc_id!r}: text", allow_blank=False)

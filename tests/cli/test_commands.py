@@ -73,12 +73,14 @@ def test_search_many_queries_and_filters(built: Path, tmp_path: Path, capsys: py
 def test_filter_language_on_the_command_line(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     search = ["search", "--index", str(built), "-k", "5", "--json", "-q"]
     capsys.readouterr()
-    assert main([*search, "--filter", '{"lang": {"$in": ["fr", "de"]}}', "paris"]) == 0
+    assert main([*search, "--filter-json", '{"lang": {"$in": ["fr", "de"]}}', "paris"]) == 0
     assert [line["doc_id"] for line in _json_lines(capsys.readouterr().out)] == ["cat"]
-    assert main([*search, "--filter", "lang=en", "--filter", '{"title": {"$ne": "paris"}}', "paris"]) == 0
+    assert main([*search, "--filter", "lang=en", "--filter-json", '{"title": {"$ne": "paris"}}', "paris"]) == 0
     assert [line["doc_id"] for line in _json_lines(capsys.readouterr().out)] == ["plant"]
-    for bad, named in [('{"lang": {"$like": "e"}}', "$like"), ('{"lang": ', "not a valid JSON object")]:
-        assert main([*search, "--filter", bad, "paris"]) == 1
+    assert main([*search, "--filter", "lang=en", "--filter", "lang=fr", "paris"]) == 0  # a repeated field: any of
+    assert sorted(line["doc_id"] for line in _json_lines(capsys.readouterr().out)) == ["cat", "eiffel", "plant"]
+    for bad, named in [('{"lang": {"$like": "e"}}', "$like"), ('{"lang": ', "not valid JSON"), ("[1]", "object")]:
+        assert main([*search, "--filter-json", bad, "paris"]) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ")
         assert named in err
@@ -139,18 +141,23 @@ def test_info_counts_and_verifies(built: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
     assert main(["info", "--index", str(built), "--json", "--verify"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert (info["documents"], info["index_type"], info["checksums"]) == (3, "auto", "verified")
+    assert (info["documents"], info["index_type"], info["auto"], info["checksums"]) == (3, "exact", True, "verified")
     assert info["centroids"] == 0  # auto: exact while small
     assert info["tokens"] > 3 * 3
     assert info["model"]["format"] == "stanford"
     assert info["model"]["dim"] == 16
-    on_disk = sum(p.stat().st_size for p in built.rglob("*") if p.is_file() and p.name != "write.lock")
+    on_disk = sum(
+        p.stat().st_size for p in built.rglob("*") if p.is_file() and p.name not in ("write.lock", "writer.pid")
+    )
     assert info["bytes"] == on_disk
     assert main(["delete", "--index", str(built), "cat", "-q"]) == 0
     assert main(["info", "--index", str(built)]) == 0
-    out = capsys.readouterr().out
-    assert "documents        2" in out
-    assert "deleted          1" in out
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split(None, 1) for line in lines]
+    assert ["documents", "2"] in rows
+    assert ["deleted", "1"] in rows
+    assert ["index_type", "exact"] in rows
+    assert len({line.index(value, len(key)) for line, (key, value) in zip(lines, rows, strict=True)}) == 1  # aligned
 
 
 def test_plaid_index_search_flags_compact_retrain(
@@ -204,3 +211,281 @@ def test_damaged_index_is_one_clear_line(built: Path, capsys: pytest.CaptureFixt
         assert "embeddings.npy" in err
         assert "\n" not in err
         assert "Traceback" not in err
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: "), err
+    assert "\n" not in err, err
+    assert "Traceback" not in err, err
+    return err
+
+
+def _index_argv(checkpoints, source: Path, index: Path) -> list[str]:
+    return ["index", "--model", str(checkpoints["stanford"]), "--input", str(source), "--index", str(index), "-q"]
+
+
+@pytest.mark.parametrize("problem", ["missing", "malformed", "duplicate ids", "not utf-8", "interrupted"])
+def test_a_failed_index_leaves_nothing_behind(
+    tmp_path: Path,
+    corpus: Path,
+    checkpoints,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    problem: str,
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    lines = [json.dumps(d) for d in DOCS]
+    if problem == "malformed":
+        bad.write_text("\n".join([*lines, '{"_id": "x", "text": ']) + "\n")
+    elif problem == "duplicate ids":
+        bad.write_text("\n".join([*lines, lines[0]]) + "\n")
+    elif problem == "not utf-8":
+        bad.write_bytes(("\n".join(lines) + "\n").encode() + '{"_id": "x", "text": "caf\xe9"}\n'.encode("latin-1"))
+    elif problem == "interrupted":
+        from colbert_retriever.encoder import Encoder
+
+        bad = corpus
+
+        def interrupt(self: object, texts: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(Encoder, "encode_documents", interrupt)
+    index = tmp_path / "idx"
+    assert main(_index_argv(checkpoints, bad, index)) == (130 if problem == "interrupted" else 1)
+    if problem != "interrupted":
+        err = _one_error_line(capsys)
+        assert str(bad) in err or "twice" in err
+    assert not index.exists()  # was: an empty index that made the retry fail with "already exists"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(_index_argv(checkpoints, bad, empty)) != 0
+    assert empty.is_dir()
+    assert not any(empty.iterdir())
+    monkeypatch.undo()
+    assert main(_index_argv(checkpoints, corpus, index)) == 0  # the retry works
+
+
+def test_index_into_an_existing_index_says_add(
+    built: Path, tmp_path: Path, corpus: Path, checkpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(_index_argv(checkpoints, corpus, built)) == 1
+    assert "colbert-retriever add" in _one_error_line(capsys)
+    more = tmp_path / "more.jsonl"
+    more.write_text(json.dumps({"_id": "new", "text": "a new document"}) + "\n")
+    assert main([*_index_argv(checkpoints, more, built), "--exist-ok"]) == 0
+    assert main(["info", "--index", str(built), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == 4
+    argv = _index_argv(checkpoints, corpus, tmp_path / "e")
+    assert main([*argv, "--index-type", "exact", "--nbits", "4"]) == 1
+    assert "--nbits" in _one_error_line(capsys)
+
+
+def test_folder_input_hidden_files_bom_and_other_encodings(
+    tmp_path: Path, checkpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "notes"
+    (folder / ".git").mkdir(parents=True)
+    (folder / ".git" / "HEAD.txt").write_text("ref: refs/heads/main")
+    (folder / ".draft.md").write_text("a hidden draft")
+    (folder / "a.txt").write_bytes("\ufeffthe first note".encode())  # a byte-order mark
+    (folder / "b.md").write_text("the second note")
+    index = tmp_path / "idx"
+    assert main(_index_argv(checkpoints, folder, index)) == 0
+    assert main(["search", "--index", str(index), "-k", "5", "--json", "-q", "note"]) == 0
+    hits = _json_lines(capsys.readouterr().out)
+    assert sorted(h["doc_id"] for h in hits) == ["a.txt", "b.md"]
+    assert {h["doc_id"]: h["text"] for h in hits}["a.txt"] == "the first note"
+    (folder / "c.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    assert main(["add", "--index", str(index), "--input", str(folder), "--upsert", "-q"]) == 1
+    assert "c.txt is not UTF-8" in _one_error_line(capsys)
+    (folder / "c.txt").write_bytes("caf\xe9".encode("utf-16"))
+    assert main(["add", "--index", str(index), "--input", str(folder), "--upsert", "-q"]) == 1
+    assert "c.txt is not UTF-8" in _one_error_line(capsys)
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + json.dumps({"_id": "x", "text": "with a bom"}).encode() + b"\n")
+    assert main(["add", "--index", str(index), "--input", str(jsonl), "-q"]) == 0
+
+
+def test_blank_documents_are_skipped_with_a_warning(
+    tmp_path: Path, checkpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "with-blanks.jsonl"
+    rows = [*DOCS, {"_id": "e1", "title": "", "text": ""}, {"_id": "e2", "text": " \u200b "}]
+    source.write_text("\n".join(json.dumps(d) for d in rows) + "\n")
+    index = tmp_path / "idx"
+    assert main(_index_argv(checkpoints, source, index)) == 0
+    err = capsys.readouterr().err
+    assert "skipped 2 blank document(s): 'e1', 'e2'" in err
+    assert main(["info", "--index", str(index), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == 3
+    assert main([*_index_argv(checkpoints, source, tmp_path / "strict"), "--strict"]) == 1
+    assert "'e1' is blank" in _one_error_line(capsys)
+    assert not (tmp_path / "strict").exists()
+
+
+def test_index_paths_the_system_refuses_are_one_line(
+    built: Path, tmp_path: Path, corpus: Path, checkpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not an index")
+    cases = [
+        ["search", "--index", str(a_file), "q"],
+        ["info", "--index", str(a_file / "under")],
+        ["add", "--index", str(a_file / "under"), "--input", str(corpus)],
+        _index_argv(checkpoints, corpus, a_file),
+        _index_argv(checkpoints, corpus, a_file / "under"),
+        _index_argv(checkpoints, corpus, Path("/proc/colbert-index")),
+    ]
+    for argv in cases:
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        _one_error_line(capsys)
+
+
+def test_a_closed_pipe_ends_quietly(built: Path) -> None:
+    command = [sys.executable, "-m", "colbert_retriever", "search", "--index", str(built), "-q", "paris"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # like `| head` exiting before the results come
+    err = process.stderr.read().decode()
+    assert process.wait() == 141
+    assert "Traceback" not in err
+    assert "BrokenPipe" not in err
+
+
+def test_filter_values_are_strings_and_no_results_is_said_with_verbose(
+    tmp_path: Path, checkpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "books.jsonl"
+    books = [{"_id": "orwell", "text": "big brother is watching", "title": "1984"}, {"_id": "x", "text": "other"}]
+    source.write_text("\n".join(json.dumps(b) for b in books) + "\n")
+    index = str(tmp_path / "idx")
+    assert main(_index_argv(checkpoints, source, Path(index))) == 0
+    capsys.readouterr()
+    assert main(["search", "--index", index, "--json", "-q", "--filter", "title=1984", "brother"]) == 0
+    assert [h["doc_id"] for h in _json_lines(capsys.readouterr().out)] == ["orwell"]  # was: compared as 1984 (int)
+    assert main(["search", "--index", index, "-q", "--filter", "title==1984", "brother"]) == 1
+    assert "FIELD=VALUE" in _one_error_line(capsys)
+    assert main(["search", "--index", index, "--filter", "title=1985", "brother"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, "no results" in captured.err) == ("", False)
+    assert main(["search", "--index", index, "-v", "--filter", "title=1985", "brother"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, "no results for 'brother'" in captured.err) == ("", True)
+
+
+def test_delete_ignore_missing_eval_without_matches_and_an_all_deleted_index(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["delete", "--index", str(built), "cat", "nope", "-q"]) == 1  # atomic: nothing deleted
+    assert "nope" in _one_error_line(capsys)
+    assert main(["delete", "--index", str(built), "cat", "nope", "--ignore-missing"]) == 0
+    assert "deleted 1 documents; the index now holds 2" in capsys.readouterr().err
+    queries, qrels = tmp_path / "q.jsonl", tmp_path / "qrels.tsv"
+    queries.write_text(json.dumps({"_id": "1", "text": "paris"}) + "\n")
+    qrels.write_text("query-id\tcorpus-id\tscore\n7\teiffel\t1\n")
+    assert main(["eval", "--index", str(built), "--queries", str(queries), "--qrels", str(qrels), "-q"]) == 1
+    assert "no query id" in _one_error_line(capsys)
+    assert main(["delete", "--index", str(built), "eiffel", "plant", "-q"]) == 0
+    assert main(["search", "--index", str(built), "--json", "-q", "paris"]) == 0  # was: EmptyIndexError
+    assert capsys.readouterr().out == ""
+
+
+def test_queries_file_errors_name_the_query_and_line(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(
+        json.dumps({"_id": "q1", "text": "paris"}) + "\n\n" + json.dumps({"_id": "q2", "text": "\u200b"}) + "\n"
+    )
+    assert main(["search", "--index", str(built), "--queries", str(queries), "-q"]) == 1
+    assert f"{queries}:3: query 'q2' has a blank text" in _one_error_line(capsys)
+
+
+def test_a_waiting_writer_says_who_holds_the_lock(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import threading
+
+    from colbert_retriever.storage.atomic import writer_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with writer_lock(built, timeout=5):
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    threading.Timer(0.5, release.set).start()
+    assert main(["delete", "--index", str(built), "cat"]) == 0
+    holder.join()
+    err = capsys.readouterr().err
+    assert err.count("waiting for the writer lock") == 1
+    assert f"(held by pid {os.getpid()})" in err
+
+
+def test_version_and_index_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
+    from colbert_retriever import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"colbert-retriever {__version__}"
+    for command in ("index", "add", "delete", "search", "info", "eval", "compact", "retrain"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        usage = capsys.readouterr().out
+        assert "--index FOLDER" in usage.split("options:")[1], command  # with a help text of its own
+
+
+def test_progress_has_a_total_and_library_notices_wait_for_verbose(
+    tmp_path: Path, corpus: Path, checkpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = str(tmp_path / "idx")
+    argv = ["index", "--model", str(checkpoints["plain"]), "--input", str(corpus), "--index", index]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "3/3" in err  # a bar with a total (and so an ETA)
+    assert "zero-shot" not in err
+    assert main(["search", "--index", index, "-v", "paris"]) == 0
+    assert capsys.readouterr().err.count("zero-shot") == 1
+
+
+def test_retrain_keeps_a_small_auto_index_exact_unless_forced(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = (built / "manifest.json").read_bytes()
+    capsys.readouterr()
+    assert main(["retrain", "--index", str(built), "-q"]) == 1  # was: silently converted to plaid
+    assert "--force" in _one_error_line(capsys)
+    assert (built / "manifest.json").read_bytes() == manifest
+    assert main(["retrain", "--index", str(built), "--force", "-q"]) == 0
+    assert main(["info", "--index", str(built), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["index_type"], info["auto"], info["documents"]) == ("plaid", True, 3)
+
+
+def test_upsert_reports_updated_and_added(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "changes.jsonl"
+    source.write_text(
+        json.dumps({"_id": "cat", "text": "a cat again"}) + "\n" + json.dumps({"_id": "dog", "text": "a dog"}) + "\n"
+    )
+    capsys.readouterr()
+    assert main(["add", "--index", str(built), "--input", str(source), "--upsert"]) == 0
+    assert "updated 1, added 1; the index now holds 4" in capsys.readouterr().err
+
+
+def test_a_query_cut_at_query_maxlen_is_reported_once_with_verbose(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long = "the eiffel tower is a tall iron tower in paris, the capital of france"  # > query_maxlen 8
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("\n".join(json.dumps({"_id": str(i), "text": long}) for i in range(3)) + "\n")
+    capsys.readouterr()
+    assert main(["search", "--index", str(built), "--queries", str(queries), "-v"]) == 0
+    assert capsys.readouterr().err.count("was cut at query_maxlen=8") == 1
+    assert main(["search", "--index", str(built), long]) == 0
+    assert "query_maxlen" not in capsys.readouterr().err

@@ -111,6 +111,8 @@ def test_builders_add_and_delete(model_path: Path, tmp_path: Path) -> None:
     assert {d.id for d in reopened.invoke("cat", k=5)} == {"b", "c"}
     with pytest.raises(DocumentNotFoundError):  # core errors pass through unchanged
         reopened.delete(["a"])
+    reopened.delete(["b", "c"])
+    assert reopened.invoke("cat") == []  # every document deleted: no hits, no error
     in_temp = ColBERTRetriever.from_texts(["one text", "another text"], ids=["x", "y"], model=model_path, k=2)
     assert {d.id for d in in_temp.invoke("text")} == {"x", "y"}
 

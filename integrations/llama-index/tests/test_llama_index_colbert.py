@@ -80,6 +80,8 @@ def test_builders_insert_and_delete(model_path: Path, tmp_path: Path) -> None:
     assert {n.node.node_id for n in reopened.retrieve("cat")} == {"b", "c"}
     with pytest.raises(DocumentNotFoundError):
         reopened.delete(["a"])
+    reopened.delete(["b", "c"])
+    assert reopened.retrieve("cat") == []  # every document deleted: no hits, no error
     nodes = [TextNode(id_="x", text="one passage"), TextNode(id_="y", text="another passage")]
     assert len(ColBERTRetriever.from_nodes(nodes, model=model_path).retrieve("passage")) == 2
 

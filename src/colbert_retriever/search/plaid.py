@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from colbert_retriever.errors import ConfigError
+from colbert_retriever.errors import ConfigError, IndexCorruptError
 from colbert_retriever.search.codec import ResidualCodec
 from colbert_retriever.storage.segment import Compressed, Segment
 
@@ -178,6 +178,9 @@ def _interaction(
     starts, lengths = compressed.ivf_offsets[ids], compressed.ivf_offsets[ids + 1] - compressed.ivf_offsets[ids]
     local = np.cumsum(lengths) - lengths
     docs = compressed.ivf_docs[np.repeat(starts - local, lengths) + np.arange(lengths.sum())]
+    if len(docs) and (docs.min() < 0 or docs.max() >= segment.n_documents):  # a negative row would not fail
+        msg = f"segment {segment.name}: ivf_docs.npy refers to a document row out of range"
+        raise IndexCorruptError(msg)
     keep = allowed[docs]
     rows, inverse = np.unique(docs[keep], return_inverse=True)
     best = np.tile(unprobed, (len(rows), 1))  # (n_found, q_len)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ import numpy as np
 from colbert_retriever.errors import IndexLockedError
 
 _CHUNK = 1 << 22
+WRITER_PID = "writer.pid"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,19 +83,35 @@ def writer_lock(folder: Path, timeout: float) -> Iterator[None]:
     """Hold the index's inter-process write lock (`folder/write.lock`).
 
     The lock is the `filelock` library's: `flock` on POSIX, `msvcrt.locking` on Windows.
-    It dies with its process, so a killed writer never leaves the index locked. Waits up to
-    `timeout` seconds for another writer, then raises `IndexLockedError`.
+    It dies with its process, so a killed writer never leaves the index locked. The holder
+    writes its process id to `folder/writer.pid`, for the one warning a waiting writer
+    logs. Waits up to `timeout` seconds for another writer, then raises `IndexLockedError`.
     """
     lock = filelock.FileLock(folder / "write.lock")
     try:
-        lock.acquire(timeout=timeout)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            holder = _read_pid(folder / WRITER_PID)
+            logger.warning("waiting for the writer lock of %s (held by pid %s)...", folder, holder or "unknown")
+            lock.acquire(timeout=timeout)
     except filelock.Timeout as exc:
         msg = f"another process is writing to the index at {folder} (waited {timeout:g} s)"
         raise IndexLockedError(msg) from exc
     try:
+        with contextlib.suppress(OSError):  # only for that message
+            (folder / WRITER_PID).write_text(str(os.getpid()), encoding="ascii")
         yield
     finally:
         lock.release()
+
+
+def _read_pid(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text.isdigit() else None
 
 
 def try_lock(path: Path) -> filelock.BaseFileLock | None:

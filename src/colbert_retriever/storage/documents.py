@@ -83,6 +83,24 @@ class DocumentTable:
         arrays = {name.removesuffix(".npy"): self._load(name) for name in columns.FILES}
         return columns.Columns(arrays, self.n_documents)
 
+    def structure_problem(self) -> str | None:
+        """What is inconsistent between the documents file, its line offsets and the id
+        index (reads the offsets and the index whole), or None."""
+        offsets, id_index = self._offsets, self._id_index
+        if (
+            offsets.shape != (self.n_documents + 1,)
+            or offsets[0] != 0
+            or (np.diff(offsets.astype(np.int64)) <= 0).any()
+        ):
+            return "document_offsets.npy is not one increasing offset per document"
+        if int(offsets[-1]) != len(self._lines):
+            return "document_offsets.npy does not end at the end of documents.jsonl"
+        if id_index.shape != (2, self.n_documents) or not np.array_equal(
+            np.sort(id_index[1]), np.arange(self.n_documents)
+        ):
+            return "id_index.npy does not list each document row once"
+        return None
+
     def _load(self, name: str) -> np.ndarray:
         try:  # a plain view of the mapping: np.memmap's own indexing costs microseconds a call
             return np.asarray(np.load(self.folder / name, mmap_mode="r", allow_pickle=False))

@@ -206,6 +206,37 @@ def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
     )
 
 
+def check_structure(folder: Path, segment: Segment, *, dim: int, n_centroids: int, packed_width: int) -> None:
+    """Invariants a checksum cannot vouch for (a file may be consistent with its checksum
+    and still wrong): token counts, vector shapes, centroid codes and inverted lists in
+    range, document offsets. Reads every array; `IndexCorruptError` names the first problem.
+    `n_centroids` and `packed_width` matter only for compressed segments."""
+    n_docs, n_tokens = segment.n_documents, int(segment.offsets[-1])
+    problem = None
+    if (np.diff(segment.offsets) < 1).any():
+        problem = "doclens.npy has a document without tokens"
+    elif segment.embeddings is not None and segment.embeddings.shape != (n_tokens, dim):
+        problem = f"embeddings.npy has shape {segment.embeddings.shape}, expected ({n_tokens}, {dim})"
+    elif (c := segment.compressed) is not None:
+        ivf = c.ivf_offsets.astype(np.int64)
+        if not len(c.codes) == len(c.norms) == len(c.residuals) == n_tokens:
+            problem = "codes, norms and residuals do not have one entry per token"
+        elif c.residuals.ndim != 2 or c.residuals.shape[1] != packed_width:
+            problem = f"residuals.npy rows are not {packed_width} bytes"
+        elif n_tokens and int(c.codes.max()) >= n_centroids:
+            problem = f"codes.npy refers to centroid {int(c.codes.max())} of {n_centroids}"
+        elif len(ivf) < 1 or len(ivf) > n_centroids + 1 or ivf[0] != 0 or (np.diff(ivf) < 0).any():
+            problem = "ivf_offsets.npy is not a non-decreasing offset per centroid from 0"
+        elif int(ivf[-1]) != len(c.ivf_docs):
+            problem = "ivf_offsets.npy does not end at the length of ivf_docs.npy"
+        elif len(c.ivf_docs) and (int(c.ivf_docs.min()) < 0 or int(c.ivf_docs.max()) >= n_docs):
+            problem = "ivf_docs.npy refers to a document row out of range"
+    problem = problem or segment.documents.structure_problem()
+    if problem:
+        msg = f"segment {folder}: {problem}"
+        raise IndexCorruptError(msg)
+
+
 def deleted_mask(entry: SegmentEntry) -> np.ndarray:
     """(n_documents,) bool tombstones of a manifest segment entry."""
     deleted = np.zeros(entry.n_documents, dtype=bool)

@@ -1,0 +1,205 @@
+"""One handler per subcommand: call the public API and format its results, nothing more.
+
+Heavy modules (torch, via the retriever) are imported inside the handlers that need them,
+so `--help` and errors in the arguments stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from colbert_retriever.cli.inputs import Corpus, check_new_index_path, parse_filters
+from colbert_retriever.errors import ConfigError, IndexExistsError
+
+logger = logging.getLogger("colbert_retriever.cli")
+
+
+def index(args: argparse.Namespace) -> int:
+    from colbert_retriever.config import PlaidConfig
+    from colbert_retriever.index import index_exists, remove_unused_index
+    from colbert_retriever.retriever import ColBERT
+
+    path = Path(args.index)
+    if args.nbits is not None and args.index_type == "exact":
+        msg = "--nbits applies to plaid and auto indexes, not to --index-type exact"
+        raise ConfigError(msg)
+    exists = index_exists(path)
+    if exists and not args.exist_ok:
+        msg = f"an index already exists at {path}; add to it with `colbert-retriever add` (or index --exist-ok)"
+        raise IndexExistsError(msg)
+    if not exists:
+        check_new_index_path(path)
+    corpus = _corpus(args)  # the input is checked before the model loads
+    folder_existed = path.exists()
+    retriever = ColBERT.create(
+        path,
+        model=args.model,
+        index_type=args.index_type,
+        plaid=PlaidConfig() if args.nbits is None else PlaidConfig(nbits=args.nbits),
+        pool_factor=args.pool_factor,
+        exist_ok=args.exist_ok,
+        **_settings(args),
+    )
+    try:
+        count = len(retriever.add_documents(corpus))
+    except BaseException:  # a failed first write (or Ctrl-C) leaves no empty index to block the retry
+        if not exists:
+            remove_unused_index(path, remove_folder=not folder_existed)
+        raise
+    _report_blank(corpus)
+    logger.info("indexed %d documents into %s", count, path)
+    return 0
+
+
+def add(args: argparse.Namespace) -> int:
+    corpus = _corpus(args)  # the input is checked before the model loads
+    retriever = _open(args)
+    before = len(retriever)
+    count = len(retriever.add_documents(corpus, upsert=args.upsert))
+    _report_blank(corpus)
+    added = len(retriever) - before
+    if args.upsert:
+        logger.info("updated %d, added %d; the index now holds %d", count - added, added, len(retriever))
+    else:
+        logger.info("added %d documents; the index now holds %d", count, len(retriever))
+    return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    from colbert_retriever.index import Index
+
+    store = Index.open(args.index)
+    before = len(store)
+    store.delete(args.ids, missing_ok=args.ignore_missing)
+    logger.info("deleted %d documents; the index now holds %d", before - len(store), len(store))
+    return 0
+
+
+def compact(args: argparse.Namespace) -> int:
+    from colbert_retriever.index import Index
+
+    store = Index.open(args.index)
+    store.compact()
+    logger.info("compacted %s: %d documents in %d bytes", args.index, len(store), store.info().bytes)
+    return 0
+
+
+def retrain(args: argparse.Namespace) -> int:
+    from colbert_retriever.index import Index
+
+    store = Index.open(args.index)
+    store.retrain(force=args.force)
+    logger.info("retrained %s: %d centroids for %d tokens", args.index, store.info().centroids, store.n_tokens)
+    return 0
+
+
+def search(args: argparse.Namespace) -> int:
+    from colbert_retriever.corpus import read_queries
+
+    if (args.query is None) == (args.queries is None):
+        print("error: give either a query or --queries FILE", file=sys.stderr)
+        return 2
+    filters = parse_filters(args.filter, args.filter_json)
+    qids: list[str | None] = [None]
+    texts: list[str] = [args.query]
+    if args.queries:
+        ids, texts = read_queries(args.queries)
+        qids = list(ids)
+    retriever = _open(args)
+    results = retriever.search_batch(texts, k=args.k, filters=filters)
+    for qid, text, hits in zip(qids, texts, results, strict=True):
+        if not hits and args.verbose:
+            logger.info("no results for %s", repr(text) if qid is None else f"query {qid}")
+        if args.json:
+            for hit in hits:
+                line = {
+                    "doc_id": hit.doc_id,
+                    "score": hit.score,
+                    "normalized_score": hit.normalized_score,
+                    "rank": hit.rank,
+                    "text": hit.text,
+                    "metadata": hit.metadata,
+                }
+                print(json.dumps(line if qid is None else {"qid": qid, **line}, ensure_ascii=False))
+            continue
+        if qid is not None and hits:
+            print(f"# {qid}: {text}")
+        for hit in hits:
+            snippet = " ".join(hit.text.split())
+            print(
+                f"{hit.rank:>3}. {hit.score:8.3f}  {hit.doc_id}  {snippet[:100]}{'...' if len(snippet) > 100 else ''}"
+            )
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    from colbert_retriever.index import Index
+
+    store = Index.open(args.index, verify=False)  # sizes only: fast on any index
+    if args.verify:
+        store.verify()
+    described = {**dataclasses.asdict(store.info()), "checksums": "verified" if args.verify else "not checked"}
+    if args.json:
+        print(json.dumps(described, ensure_ascii=False))
+        return 0
+    model = described.pop("model")
+    described["model"] = f"{model['name']} ({model['format']}, dim {model['dim']}, fingerprint {model['digest']})"
+    width = max(len(key) for key in described)
+    for key, value in described.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from colbert_retriever.corpus import read_qrels, read_queries
+    from colbert_retriever.metrics import evaluate
+
+    qrels = read_qrels(args.qrels)
+    qids, texts = read_queries(args.queries)
+    judged = [i for i, qid in enumerate(qids) if qid in qrels]
+    if not judged:
+        msg = f"no query id of {args.queries} appears in {args.qrels}; are they of the same collection and split?"
+        raise ConfigError(msg)
+    retriever = _open(args)
+    results = retriever.search_batch([texts[i] for i in judged], k=100)
+    run = {qids[i]: [hit.doc_id for hit in hits] for i, hits in zip(judged, results, strict=True)}
+    scores = evaluate(run, qrels)
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        for name, value in scores.items():
+            print(f"{name:<11} {value:.4f}" if name != "queries" else f"{name:<11} {value}")
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {"batch_size": args.batch_size, "precision": args.precision, "show_progress": not args.quiet}
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from colbert_retriever.config import SearchConfig
+    from colbert_retriever.retriever import ColBERT
+
+    search = {
+        name: getattr(args, name)
+        for name in ("ncells", "ndocs", "centroid_score_threshold")
+        if getattr(args, name, None) is not None
+    }
+    return ColBERT.open(args.index, model=args.model, search_config=SearchConfig(**search), **_settings(args))
+
+
+def _corpus(args: argparse.Namespace) -> Corpus:
+    from colbert_retriever.corpus import count_documents, read_corpus
+
+    return Corpus(read_corpus(args.input), total=count_documents(args.input), strict=args.strict)
+
+
+def _report_blank(corpus: Corpus) -> None:
+    if report := corpus.blank_report():
+        logger.warning("%s", report)

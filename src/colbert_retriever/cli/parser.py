@@ -1,0 +1,137 @@
+"""The command line's grammar: subcommands, their options and help texts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from colbert_retriever._version import __version__
+from colbert_retriever.cli import commands
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colbert-retriever", description="Late-interaction (ColBERT) retrieval.")
+    parser.add_argument("--version", action="version", version=f"colbert-retriever {__version__}")
+    subcommands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Handler, help_text: str, index_help: str) -> argparse.ArgumentParser:
+        sub = subcommands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        sub.add_argument("--index", required=True, metavar="FOLDER", help=index_help)
+        sub.add_argument("--quiet", "-q", action="store_true", help="no progress bars or reports, only errors")
+        sub.add_argument("--verbose", "-v", action="store_true", help="also the library's notices")
+        return sub
+
+    sub = command(
+        "index",
+        commands.index,
+        "Create an index from a BEIR jsonl (_id, title, text) or a folder of .txt/.md",
+        "folder for the new index (new or empty)",
+    )
+    _input_options(sub)
+    sub.add_argument("--exist-ok", action="store_true", help="add to the index if FOLDER already holds one")
+    sub.add_argument(
+        "--index-type",
+        choices=["exact", "plaid", "auto"],
+        default="auto",
+        help="exact: float16 vectors, every token scored; plaid: compressed, PLAID search; "
+        "auto (default): exact while small, plaid from ~2,000 passages",
+    )
+    sub.add_argument("--nbits", type=int, choices=[1, 2, 4], help="plaid and auto: bits per residual dimension (2)")
+    sub.add_argument("--pool-factor", type=int, default=1, help="keep ~1/N of each document's token vectors")
+    _model_options(sub, required=True)
+
+    sub = command("add", commands.add, "Add documents to an existing index", "the index to add to")
+    _input_options(sub)
+    sub.add_argument("--upsert", action="store_true", help="replace documents whose id is already indexed")
+    _model_options(sub, required=False)
+
+    sub = command("delete", commands.delete, "Delete documents by id", "the index to delete from")
+    sub.add_argument("ids", nargs="+", help="document ids")
+    sub.add_argument("--ignore-missing", action="store_true", help="skip ids the index does not hold")
+
+    sub = command("search", commands.search, "Search an index", "the index to search")
+    sub.add_argument("query", nargs="?", help="the question (or use --queries)")
+    sub.add_argument("--queries", help="queries.jsonl (_id, text): run them all, adding each one's qid")
+    sub.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    sub.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="keep documents whose metadata FIELD equals the string VALUE; repeatable: different fields "
+        "must all match, a repeated field matches any of its values",
+    )
+    sub.add_argument(
+        "--filter-json",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help='keep documents that pass a filter object, e.g. \'{"year": {"$gte": 2020}}\' (operators $eq $ne '
+        "$in $nin $gt $gte $lt $lte $exists $contains $and $or $not); repeatable, all must hold",
+    )
+    sub.add_argument("--json", action="store_true", help="one JSON object per result and line")
+    _plaid_options(sub)
+    _model_options(sub, required=False)
+
+    sub = command(
+        "info",
+        commands.info,
+        "Show an index's size, counts, model, and whether it verifies",
+        "the index to describe",
+    )
+    sub.add_argument("--verify", action="store_true", help="check every file's sha256 and the arrays' structure")
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub = command(
+        "eval",
+        commands.evaluate,
+        "nDCG@10, Recall@100 and MRR@10 of an index on a BEIR test collection",
+        "the index to evaluate",
+    )
+    sub.add_argument("--queries", required=True, help="queries.jsonl (_id, text)")
+    sub.add_argument("--qrels", required=True, help="qrels tsv (query-id, corpus-id, score)")
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+    _plaid_options(sub)
+    _model_options(sub, required=False)
+
+    command("compact", commands.compact, "Rewrite an index without its deleted documents", "the index to compact")
+
+    sub = command(
+        "retrain",
+        commands.retrain,
+        "Retrain a plaid index's centroids on its documents and recompress them",
+        "the index to retrain",
+    )
+    sub.add_argument("--force", action="store_true", help="also compress an auto index that is still exact")
+    return parser
+
+
+def _input_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--input", required=True, help="corpus.jsonl or a folder of .txt/.md files")
+    sub.add_argument("--strict", action="store_true", help="refuse blank documents instead of skipping them")
+
+
+def _model_options(sub: argparse.ArgumentParser, *, required: bool) -> None:
+    sub.add_argument(
+        "--model",
+        required=required,
+        help="local checkpoint folder or Hugging Face id" + ("" if required else " (default: the index's model)"),
+    )
+    sub.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
+    sub.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="bfloat16: 1.7-3.4x faster encoding on CPUs with bf16 units, tiny quality cost",
+    )
+
+
+def _plaid_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--ncells", type=int, help="plaid: centroids probed per query token (default: grows with k)")
+    sub.add_argument("--ndocs", type=int, help="plaid: candidates reranked exactly (default: grows with k)")
+    sub.add_argument(
+        "--centroid-score-threshold", type=float, help="plaid: skip probed cells scoring below this (default: none)"
+    )
