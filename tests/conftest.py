@@ -179,7 +179,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def encoder(checkpoints: dict[str, Path]):
     from colbert_retriever import Encoder
 
-    return Encoder.from_pretrained(checkpoints["stanford"], show_progress=False)
+    return Encoder.from_pretrained(checkpoints["stanford"], precision="float32", show_progress=False)
 
 
 @pytest.fixture(scope="session")

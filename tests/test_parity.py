@@ -32,7 +32,7 @@ def test_encoder_reproduces_reference_outputs(parity: tuple[Path, Path], fmt: st
     fixture, folders = parity
     expected = np.load(fixture / "expected.npz", allow_pickle=False)
     texts = json.loads((fixture / "texts.json").read_text(encoding="utf-8"))
-    encoder = Encoder.from_pretrained(folders / fmt, batch_size=4, show_progress=False)
+    encoder = Encoder.from_pretrained(folders / fmt, batch_size=4, precision="float32", show_progress=False)
     assert encoder.checkpoint.format == fmt
 
     queries = encoder.tokenize(texts["queries"], is_query=True)

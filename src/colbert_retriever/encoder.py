@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from colbert_retriever.checkpoint import ACTIVATIONS, Checkpoint, ProjectionLayer, load_checkpoint
 from colbert_retriever.config import EncoderConfig
 from colbert_retriever.errors import CheckpointError, ConfigError
+from colbert_retriever.precision import encoding_precision
 from colbert_retriever.validation import check_texts
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Encoder:
         # Fast tokenizers raise "Already borrowed" when two threads change truncation at once.
         self._tokenizer_lock = threading.Lock()
         self._reported_cut = False  # a query longer than query_maxlen is logged once
+        self.precision = encoding_precision(config.precision)  # what "auto" resolved to on this CPU
         self._ids = _special_ids(tokenizer, config)
         self.dim = (
             int(checkpoint.projection[-1].weight.shape[0])
@@ -285,7 +287,7 @@ class Encoder:
         return out
 
     def _forward(self, batch: TokenizedBatch) -> np.ndarray:
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.precision == "bfloat16")
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with torch.inference_mode(), autocast:
             states = self._transformer(input_ids=batch.input_ids, attention_mask=batch.attention_mask)[0]
             vectors = self._projection(states)

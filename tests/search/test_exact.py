@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from colbert_retriever.config import SearchConfig
 from colbert_retriever.maxsim import maxsim, pad_queries
@@ -24,16 +26,21 @@ def _segment(rng: np.random.Generator, n_docs: int, dim: int, name: str) -> Segm
     )
 
 
-def test_chunked_running_topk_equals_scoring_everything() -> None:
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_chunked_running_topk_equals_scoring_everything(dtype: str) -> None:
     rng = np.random.default_rng(1)
     segments = [_segment(rng, 40, 8, "a"), _segment(rng, 25, 8, "b")]
     queries = [rng.standard_normal((n, 8)).astype(np.float32) for n in (4, 2, 3)]
     queries = [q / np.linalg.norm(q, axis=1, keepdims=True) for q in queries]
     allowed = [rng.random(40) > 0.3, rng.random(25) > 0.3]
-    full = np.concatenate([maxsim(pad_queries(queries), s.embeddings, s.offsets) for s in segments], axis=1)
+    torch_dtype = getattr(torch, dtype)
+    full = np.concatenate(
+        [maxsim(pad_queries(queries), s.embeddings, s.offsets, torch_dtype) for s in segments], axis=1
+    )
     full[:, ~np.concatenate(allowed)] = -np.inf
     for budget in (1, 7, 50, 10_000):  # 1: one document per chunk
-        scores, positions = exact_search(segments, queries, allowed, k=5, config=SearchConfig(budget))
+        config = SearchConfig(budget, scoring_dtype=dtype)  # type: ignore[arg-type]
+        scores, positions = exact_search(segments, queries, allowed, k=5, config=config)
         for q in range(3):
             order = np.argsort(-scores[q])
             np.testing.assert_array_equal(np.sort(positions[q]), np.sort(np.argsort(-full[q])[:5]))

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from colbert_retriever.config import SearchConfig
+from colbert_retriever.precision import scoring_dtype
 from colbert_retriever.results import Hit
 from colbert_retriever.search.codec import ResidualCodec
 from colbert_retriever.search.exact import exact_search
@@ -42,7 +43,9 @@ def search(
             **{name: value for name, value in overrides.items() if value is not None},
             centroid_score_threshold=config.centroid_score_threshold,
         )
-        found = plaid_search(codec, segments, queries, allowed, k=k, params=params)
+        found = plaid_search(
+            codec, segments, queries, allowed, k=k, params=params, dtype=scoring_dtype(config.scoring_dtype)
+        )
     bases = np.zeros(len(segments) + 1, dtype=np.int64)
     np.cumsum([seg.n_documents for seg in segments], out=bases[1:])
     return [

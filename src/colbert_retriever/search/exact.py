@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from colbert_retriever.config import SearchConfig
 from colbert_retriever.maxsim import maxsim, pad_queries
+from colbert_retriever.precision import scoring_dtype
 from colbert_retriever.storage.segment import Segment
 
 _ROWS_PER_BLOCK = 256
@@ -61,7 +63,9 @@ def _search_block(
     segments: Sequence[Segment], queries: np.ndarray, allowed: Sequence[np.ndarray], *, k: int, config: SearchConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     n_queries, q_len, _ = queries.shape
-    queries = queries.astype(np.float16)  # as the vectors are stored: cast once, not per chunk
+    dtype = scoring_dtype(config.scoring_dtype)
+    if dtype == torch.float16:
+        queries = queries.astype(np.float16)  # as the vectors are stored: cast once, not per chunk
     best_scores = np.full((n_queries, 0), -np.inf, dtype=np.float32)
     best_positions = np.full((n_queries, 0), -1, dtype=np.int64)
     budget = max(1, config.max_scores_per_chunk // (n_queries * q_len))
@@ -79,7 +83,7 @@ def _search_block(
             first, last = chunk[0], chunk[-1] + 1
             assert segment.embeddings is not None, "exact search runs on exact segments"
             block = segment.embeddings[offsets[first] : offsets[last]]
-            scores = maxsim(queries, block, offsets[first : last + 1] - offsets[first])[:, chunk - first]
+            scores = maxsim(queries, block, offsets[first : last + 1] - offsets[first], dtype)[:, chunk - first]
             best_scores, best_positions = _merge_topk(
                 best_scores, best_positions, scores, np.broadcast_to(base + chunk, scores.shape), k
             )

@@ -76,6 +76,7 @@ def plaid_search(
     *,
     k: int,
     params: PlaidParams,
+    dtype: torch.dtype = torch.float32,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Top-k per query over compressed segments.
 
@@ -86,6 +87,7 @@ def plaid_search(
         allowed: Per segment, (n_documents,) bool: live rows that pass the filters.
         k: Results per query.
         params: Stage settings.
+        dtype: The type of the exact rerank's residual matmul (`precision.scoring_dtype`).
 
     Returns:
         Per query, (scores float32, positions int64) best first, where a position numbers
@@ -111,7 +113,7 @@ def plaid_search(
         if len(survivors) > n_exact:
             approx = _full_interaction(centroid_scores, segments, bases, survivors)
             survivors = survivors[_top(approx, n_exact)]
-        scores = _rerank(codec, segments, bases, query, centroid_scores, survivors)
+        scores = _rerank(codec, segments, bases, query, centroid_scores, survivors, dtype)
         order = _top(scores, k)
         order = order[np.argsort(-scores[order], kind="stable")]
         results.append((scores[order], survivors[order]))
@@ -207,6 +209,7 @@ def _rerank(
     query: np.ndarray,
     centroid_scores: np.ndarray,
     positions: np.ndarray,
+    dtype: torch.dtype,
 ) -> np.ndarray:
     """Stage 3: exact MaxSim of `query` against each position's decompressed vectors.
 
@@ -215,11 +218,11 @@ def _rerank(
     stored; the vectors themselves are never rebuilt.
     """
     scores = np.empty(len(positions), dtype=np.float32)
-    query16 = torch.from_numpy(query.astype(np.float16))
+    typed_query = torch.from_numpy(query).to(dtype)
     for compressed, where, tokens, local in _steps(segments, bases, positions):
         sims = np.take(centroid_scores, compressed.codes[tokens], axis=1)  # (q_len, n_tokens)
-        residuals = torch.from_numpy(codec.residual_values(compressed.residuals[tokens]))
-        sims += (query16 @ residuals.T).float().numpy()
+        residuals = torch.from_numpy(codec.residual_values(compressed.residuals[tokens])).to(dtype)
+        sims += (typed_query @ residuals.T).float().numpy()
         sims /= compressed.norms[tokens].astype(np.float32)
         scores[where] = np.maximum.reduceat(sims, local[:-1], axis=1).sum(axis=0)
     return scores

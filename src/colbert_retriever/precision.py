@@ -1,0 +1,64 @@
+"""Which float types this CPU computes fast, decided at run time.
+
+Half-precision math is native only on some CPUs: with AVX-512 BF16 or AMX, bfloat16 encoding
+is ~3x faster than float32; on AVX2-only CPUs both float16 and bfloat16 are emulated, 5-20x
+slower than float32. Vectors stay float16 on disk either way; what changes is the type each
+block is converted to before a matmul, and whether the encoder runs under bfloat16 autocast.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+
+from colbert_retriever.config import Precision, ScoringDtype
+
+
+@functools.cache
+def half_matmul_is_fast() -> bool:
+    """Whether scoring float16 vectors in float16 is at least as fast here as converting
+    them to float32 first (a one-off timing of a small matmul, a few milliseconds)."""
+    generator = torch.Generator().manual_seed(0)
+    queries = torch.randn(64, 128, generator=generator)
+    block = torch.randn(2048, 128, generator=generator).half()
+    queries16 = queries.half()
+
+    def best_of_3(step: Callable[[], object]) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    half = best_of_3(lambda: queries16 @ block.T)
+    single = best_of_3(lambda: queries @ block.float().T)
+    return half <= single
+
+
+def scoring_dtype(setting: ScoringDtype = "auto") -> torch.dtype:
+    """The type float16 document vectors are scored in: float16 where that is fast here,
+    float32 where half math is emulated ("auto"), or as forced."""
+    if setting == "float16":
+        return torch.float16
+    if setting == "float32":
+        return torch.float32
+    return torch.float16 if half_matmul_is_fast() else torch.float32
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 units (AVX-512 BF16 or AMX), by torch's run-time checks."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def encoding_precision(setting: Precision = "auto") -> Literal["float32", "bfloat16"]:
+    """bfloat16 autocast where the CPU has bfloat16 units ("auto"), float32 elsewhere (and
+    always with "float32", which reproduces colbert-ai and PyLate exactly)."""
+    if setting == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
+    return setting

@@ -1,0 +1,66 @@
+"""Float types by what the CPU does natively: the policy (forced by monkeypatching the
+hardware checks) and that both scoring paths rank alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import colbert_retriever.precision as precision
+from colbert_retriever import ConfigError, DocumentBatch, Encoder, Index, SearchConfig
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_scores_in_float16_only_where_half_math_is_fast(monkeypatch: pytest.MonkeyPatch, fast: bool) -> None:
+    monkeypatch.setattr(precision, "half_matmul_is_fast", lambda: fast)
+    assert precision.scoring_dtype("auto") == (torch.float16 if fast else torch.float32)
+    assert precision.scoring_dtype("float16") == torch.float16
+    assert precision.scoring_dtype("float32") == torch.float32
+
+
+@pytest.mark.parametrize("units", [(True, False), (False, True), (False, False)])
+def test_auto_encodes_in_bfloat16_only_with_bf16_units(
+    monkeypatch: pytest.MonkeyPatch, units: tuple[bool, bool]
+) -> None:
+    avx512_bf16, amx = units
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert precision.encoding_precision("auto") == ("bfloat16" if any(units) else "float32")
+    assert precision.encoding_precision("float32") == "float32"
+    assert precision.encoding_precision("bfloat16") == "bfloat16"
+
+
+def test_the_encoder_says_what_auto_chose(checkpoints) -> None:
+    encoder = Encoder.from_pretrained(checkpoints["stanford"], show_progress=False)
+    assert encoder.config.precision == "auto"
+    assert encoder.precision == precision.encoding_precision("auto")
+    with pytest.raises(ConfigError, match="precision"):
+        Encoder.from_pretrained(checkpoints["stanford"], precision="float16")
+    with pytest.raises(ConfigError, match="scoring_dtype"):
+        SearchConfig(scoring_dtype="bfloat16")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("index_type", ["exact", "plaid"])
+def test_float16_and_float32_scoring_rank_alike(tmp_path: Path, index_type: str) -> None:
+    rng = np.random.default_rng(0)
+    dim = 32
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+    vectors = [unit(rng.standard_normal((int(rng.integers(5, 30)), dim))) for _ in range(300)]
+    ids = [f"d{i}" for i in range(300)]
+    model = {"name": "test", "format": "transformers", "dim": dim, "digest": "x", "layout": {}}
+    index = Index.create(tmp_path / "idx", model=model, dim=dim, index_type=index_type)
+    index.write([DocumentBatch(ids=ids, texts=ids, metadata=[{}] * 300, vectors=vectors)])
+    queries = [unit(v[:8] + 0.3 * rng.standard_normal((min(8, len(v)), dim))) for v in vectors[:5]]
+    found = {}
+    for dtype in ("float16", "float32"):
+        opened = Index.open(index.path, search_config=SearchConfig(scoring_dtype=dtype))
+        found[dtype] = opened.search(queries, k=10)
+    for half, single in zip(found["float16"], found["float32"], strict=True):
+        assert half[0].doc_id == single[0].doc_id
+        np.testing.assert_allclose([h.score for h in half[:3]], [h.score for h in single[:3]], atol=2e-2)
