@@ -29,6 +29,9 @@ def main() -> int:
     parser.add_argument("--n-docs", type=int, default=1000)
     parser.add_argument("--n-queries", type=int, default=50)
     args = parser.parse_args()
+    import torch
+
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads", flush=True)
     folder = SHARED / args.collection
     if not folder.is_dir():
         print(f"skipped: {folder} not found (../shared is needed)", file=sys.stderr)

@@ -35,9 +35,12 @@ def main() -> int:
     parser.add_argument("--collection", default="scifact")
     parser.add_argument("--n-docs", type=int, default=None, help="first N passages (default: all)")
     parser.add_argument("--nbits", type=int, default=2, choices=[1, 2, 4])
-    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--precision", default="float32", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--pool-factor", type=int, default=1, help="also build a plaid index pooled by this factor")
     args = parser.parse_args()
+    import torch
+
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads", flush=True)
     folder = SHARED / args.collection
     if not folder.is_dir():
         print(f"skipped: {folder} not found (../shared is needed)", file=sys.stderr)

@@ -21,6 +21,22 @@ def test_auto_scores_in_float16_only_where_half_math_is_fast(monkeypatch: pytest
     assert precision.scoring_dtype("float32") == torch.float32
 
 
+def test_below_avx512_half_math_counts_as_emulated_without_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    precision.half_matmul_is_fast.cache_clear()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+
+    def no_timing(*args: object, **kwargs: object) -> None:
+        msg = "timed a matmul below AVX-512"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(torch, "randn", no_timing)
+    try:
+        assert precision.half_matmul_is_fast() is False
+        assert precision.scoring_dtype("auto") == torch.float32
+    finally:
+        precision.half_matmul_is_fast.cache_clear()
+
+
 @pytest.mark.parametrize("units", [(True, False), (False, True), (False, False)])
 def test_auto_encodes_in_bfloat16_only_with_bf16_units(
     monkeypatch: pytest.MonkeyPatch, units: tuple[bool, bool]

@@ -69,7 +69,7 @@ def text_files(folder: Path) -> list[Path]:
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """Objects of a JSON Lines file (UTF-8, an optional byte-order mark); each needs an `_id`.
     Blank lines are skipped; errors name the file and line."""
-    for _, row in numbered_jsonl(path):
+    for _, row in _numbered_jsonl(path):
         yield row
 
 
@@ -77,7 +77,7 @@ def read_queries(path: str | Path) -> tuple[list[str], list[str]]:
     """(ids, texts) of a BEIR queries.jsonl; a blank or missing text is a `ConfigError`
     naming the query's id and line."""
     qids, texts = [], []
-    for number, row in numbered_jsonl(path):
+    for number, row in _numbered_jsonl(path):
         text = row.get("text")
         if not isinstance(text, str) or is_blank(text):
             msg = f"{path}:{number}: query {row['_id']!r} has {'a blank' if isinstance(text, str) else 'no'} text"
@@ -87,7 +87,7 @@ def read_queries(path: str | Path) -> tuple[list[str], list[str]]:
     return qids, texts
 
 
-def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _numbered_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of a JSON Lines file; see `read_jsonl`."""
     path = Path(path)
     _check_file(path, "input file")

@@ -278,7 +278,14 @@ class Index:
             out.extend(snap.segments[seg_no].documents.read([row]))
         return out
 
-    def write(self, batches: Iterable[DocumentBatch], *, delete: Sequence[str] = (), upsert: bool = False) -> None:
+    def write(
+        self,
+        batches: Iterable[DocumentBatch],
+        *,
+        delete: Sequence[str] = (),
+        upsert: bool = False,
+        missing_ok: bool = False,
+    ) -> None:
         """Delete `delete`, then add `batches`, as one atomic commit.
 
         `batches` may be any iterable (e.g. a generator that encodes as it goes). They are
@@ -289,9 +296,11 @@ class Index:
 
         Args:
             batches: Documents with their vectors.
-            delete: Ids to remove (all must exist).
+            delete: Ids to remove (all must exist, unless `missing_ok`).
             upsert: An added id that already exists replaces the stored document; without
                 it, such an id is a `DuplicateIdError`.
+            missing_ok: Skip ids of `delete` that the index does not hold (decided under
+                the lock, on the latest state).
 
         Raises:
             DuplicateIdError, DocumentNotFoundError, ConfigError: bad ids or documents.
@@ -300,7 +309,11 @@ class Index:
         """
         delete = check_ids(delete)
         self.refresh()  # early duplicate checks against a recent state
-        self._install(transaction.write(self.path, self.config, self._snapshot, batches, delete=delete, upsert=upsert))
+        self._install(
+            transaction.write(
+                self.path, self.config, self._snapshot, batches, delete=delete, upsert=upsert, missing_ok=missing_ok
+            )
+        )
 
     def delete(self, doc_ids: Sequence[str], *, missing_ok: bool = False) -> None:
         """Remove documents by id, atomically; other documents keep their ids.
@@ -309,13 +322,7 @@ class Index:
             DocumentNotFoundError: an id is not in the index (nothing is deleted), unless
                 `missing_ok`, which skips such ids.
         """
-        doc_ids = check_ids(doc_ids)
-        self.refresh()
-        self._install(
-            transaction.write(
-                self.path, self.config, self._snapshot, (), delete=doc_ids, upsert=False, missing_ok=missing_ok
-            )
-        )
+        self.write((), delete=doc_ids, missing_ok=missing_ok)
 
     def compact(self) -> None:
         """Rewrite the live documents into fresh segments, dropping deleted rows for good.

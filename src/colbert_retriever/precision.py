@@ -20,24 +20,29 @@ from colbert_retriever.config import Precision, ScoringDtype
 
 @functools.cache
 def half_matmul_is_fast() -> bool:
-    """Whether scoring float16 vectors in float16 is at least as fast here as converting
-    them to float32 first (a one-off timing of a small matmul, a few milliseconds)."""
+    """Whether scoring float16 vectors in float16 is clearly faster here than converting them
+    to float32 first. Below AVX-512 no x86 CPU has float16 arithmetic, so there it is False
+    without measuring; elsewhere a one-off timing of a small matmul decides, and float16 must
+    win by 25%: wrongly choosing float32 costs a conversion, wrongly choosing float16 on a
+    CPU that emulates it costs 5-20x."""
+    if torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2", "NO AVX"):
+        return False
     generator = torch.Generator().manual_seed(0)
     queries = torch.randn(64, 128, generator=generator)
-    block = torch.randn(2048, 128, generator=generator).half()
+    block = torch.randn(8192, 128, generator=generator).half()
     queries16 = queries.half()
 
-    def best_of_3(step: Callable[[], object]) -> float:
+    def best_of_5(step: Callable[[], object]) -> float:
         times = []
-        for _ in range(3):
+        for _ in range(5):
             start = time.perf_counter()
             step()
             times.append(time.perf_counter() - start)
         return min(times)
 
-    half = best_of_3(lambda: queries16 @ block.T)
-    single = best_of_3(lambda: queries @ block.float().T)
-    return half <= single
+    half = best_of_5(lambda: queries16 @ block.T)
+    single = best_of_5(lambda: queries @ block.float().T)
+    return 1.25 * half < single
 
 
 def scoring_dtype(setting: ScoringDtype = "auto") -> torch.dtype:
