@@ -112,7 +112,7 @@ def _numbered_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _check_file(path: Path, what: str) -> None:
-    if path.is_dir() or not path.exists():
+    if not path.is_file():
         msg = f"{what} {path} {'is a folder' if path.is_dir() else 'does not exist'}"
         raise ConfigError(msg)
 
@@ -120,9 +120,7 @@ def _check_file(path: Path, what: str) -> None:
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """BEIR qrels (`query-id<TAB>corpus-id<TAB>score`, header optional) as {qid: {doc_id: grade}}."""
     path = Path(path)
-    if not path.is_file():
-        msg = f"qrels file {path} does not exist"
-        raise ConfigError(msg)
+    _check_file(path, "qrels file")
     qrels: dict[str, dict[str, int]] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         parts = line.strip().split("\t")

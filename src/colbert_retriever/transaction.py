@@ -77,8 +77,10 @@ def write(
     as one commit; return the new state."""
 
     def change(snap: Snapshot, folders: list[Path]) -> Manifest:
-        deleting = [d for d in delete if d in snap.locate(delete)] if missing_ok else delete
-        return _apply_write(path, snap, staging, deleting, upsert, folders)
+        if missing_ok:
+            found = snap.locate(delete)  # one lookup for all ids, not one per id
+            return _apply_write(path, snap, staging, [d for d in delete if d in found], upsert, folders)
+        return _apply_write(path, snap, staging, delete, upsert, folders)
 
     with Staging(path) as staging:
         staging.stage(batches, previous, delete=delete, upsert=upsert)
