@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from colbert_retriever import ConfigError, DocumentBatch, Index, PlaidConfig
 from colbert_retriever.filters import evaluate, parse
-from colbert_retriever.storage.documents import DocumentTable, write_documents
+from colbert_retriever.storage.documents import DocumentTable, Row, write_documents
 from test_index import DIM, MODEL, vectors_for
 
 # ---- a plain-Python reference of the documented semantics -------------------------------
@@ -112,7 +112,7 @@ filters = st.recursive(
 
 def columns_of(folder: Path, metas: list[dict[str, Any]]) -> DocumentTable:
     n = len(metas)
-    write_documents(folder, [str(i) for i in range(n)], ["text"] * n, metas)
+    write_documents(folder, [Row(str(i), "text", meta) for i, meta in enumerate(metas)])
     return DocumentTable(folder, n)
 
 

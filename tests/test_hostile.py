@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 from pathlib import Path
@@ -110,11 +111,20 @@ def test_cli_search_answers_any_query(cli_index: Path, query: str, k: int) -> No
     assert code == (0 if valid else 1)
 
 
-def test_very_long_document_is_truncated_not_rejected(encoder: Encoder, tmp_path: Path) -> None:
+def test_very_long_document_without_chunking_is_cut_and_counted(
+    encoder: Encoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     retriever = _fresh(encoder, str(tmp_path))
-    retriever.add(["word " * 100_000], ids=["long"])
-    assert retriever.index.n_tokens <= encoder.config.doc_maxlen
+    retriever.chunking = None
+    with caplog.at_level(logging.WARNING, logger="colbert_retriever"):
+        retriever.add(["word " * 100_000, "short"], ids=["long", "short"])
+    assert "1 document(s) were longer than doc_maxlen" in caplog.text  # never silent
+    assert retriever.index.n_passages == 2
+    assert retriever.index.n_tokens <= 2 * encoder.config.doc_maxlen
+    assert retriever.info().cut == 1
     assert retriever.search("word", k=1)[0].doc_id == "long"
+    retriever.delete(["long"])
+    assert retriever.info().cut == 0
 
 
 def test_errors_are_all_in_one_tree() -> None:

@@ -32,6 +32,7 @@ def retriever(tmp_path: Path, checkpoints) -> ColBERT:
 def test_public_api_is_pinned() -> None:
     assert set(colbert_retriever.__all__) == {
         "CheckpointError",
+        "Chunking",
         "ColBERT",
         "ColbertRetrieverError",
         "ConfigError",
@@ -43,6 +44,7 @@ def test_public_api_is_pinned() -> None:
         "EmptyIndexError",
         "Encoder",
         "EncoderConfig",
+        "Explanation",
         "Filter",
         "Hit",
         "Index",
@@ -60,6 +62,7 @@ def test_public_api_is_pinned() -> None:
         "RerankHit",
         "SearchConfig",
         "Store",
+        "TokenMatch",
         "__version__",
     }
     for name in colbert_retriever.__all__:  # each resolves, the heavy ones on first use
@@ -75,7 +78,8 @@ def test_index_search_reopen(retriever: ColBERT, tmp_path: Path) -> None:
         hits = retriever.search(text, k=3)
         assert hits[0].doc_id == f"d{i}"
         assert hits[0].metadata == {"i": i}
-        assert hits[0].text == text
+        assert text[hits[0].start : hits[0].end] == hits[0].text  # the passage that scored
+        assert retriever.get([f"d{i}"])[0].text == text  # the whole document
     reopened = ColBERT.open(tmp_path / "idx", show_progress=False)
     assert [h.doc_id for h in reopened.search(TEXTS[2], k=5)] == [h.doc_id for h in retriever.search(TEXTS[2], k=5)]
     batch = reopened.search_batch([TEXTS[0], TEXTS[3]], k=2)
@@ -83,6 +87,7 @@ def test_index_search_reopen(retriever: ColBERT, tmp_path: Path) -> None:
 
 
 def test_scores_match_rerank_and_are_normalised(retriever: ColBERT) -> None:
+    retriever.chunking = None  # rerank reads each text cut at doc_maxlen, as the index then stores it
     retriever.add(TEXTS, ids=[f"d{i}" for i in range(5)])
     query = "where is the eiffel tower?"
     hits = retriever.search(query, k=5)

@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from colbert_retriever._version import __version__
-from colbert_retriever.config import EncoderConfig, IndexConfig, PlaidConfig, SearchConfig
+from colbert_retriever.config import Chunking, EncoderConfig, IndexConfig, PlaidConfig, SearchConfig
 from colbert_retriever.errors import (
     CheckpointError,
     ColbertRetrieverError,
@@ -31,7 +31,7 @@ from colbert_retriever.errors import (
     MissingDependencyError,
     ModelMismatchError,
 )
-from colbert_retriever.results import Document, Hit, IndexInfo, RerankHit
+from colbert_retriever.results import Document, Explanation, Hit, IndexInfo, RerankHit, TokenMatch
 
 if TYPE_CHECKING:
     from colbert_retriever.encoder import Encoder
@@ -65,6 +65,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "CheckpointError",
+    "Chunking",
     "ColBERT",
     "ColbertRetrieverError",
     "ConfigError",
@@ -76,6 +77,7 @@ __all__ = [
     "EmptyIndexError",
     "Encoder",
     "EncoderConfig",
+    "Explanation",
     "Filter",
     "Hit",
     "Index",
@@ -93,5 +95,6 @@ __all__ = [
     "RerankHit",
     "SearchConfig",
     "Store",
+    "TokenMatch",
     "__version__",
 ]

@@ -24,6 +24,7 @@ from colbert_retriever.config import PlaidConfig
 from colbert_retriever.errors import EmptyIndexError
 from colbert_retriever.search.codec import ResidualCodec, kmeans
 from colbert_retriever.snapshot import Snapshot
+from colbert_retriever.storage.documents import Row
 from colbert_retriever.storage.manifest import CodecEntry, Manifest, SegmentEntry
 from colbert_retriever.storage.segment import Segment, write_compressed_segment
 
@@ -65,7 +66,7 @@ def add(path: Path, snap: Snapshot, staged: Sequence[Segment], kept: Sources, fo
     """Compress a write's staged exact segments into one segment with the index's codec
     (extended if they drift). Without a codec yet, train one on every live document (`kept`)
     and the staged ones together, which then replace all segments."""
-    new = [(seg, np.arange(seg.n_documents)) for seg in staged]
+    new = [(seg, np.arange(seg.n_rows)) for seg in staged]
     if snap.codec is None or snap.manifest.codec is None:
         return _rewrite_all(path, snap, [*kept, *new], folders, train=True)
     codec, entry = snap.codec, snap.manifest.codec
@@ -119,7 +120,7 @@ def _chunks(segment: Segment, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np
         yield chunk, segment.tokens(chunk)[0]
 
 
-def _vectors(segment: Segment, tokens: np.ndarray, codec: ResidualCodec | None) -> np.ndarray:
+def token_vectors(segment: Segment, tokens: np.ndarray, codec: ResidualCodec | None) -> np.ndarray:
     """(len(tokens), dim) float32 vectors of a segment, decompressed with `codec` if need be."""
     if segment.embeddings is not None:
         return np.asarray(segment.embeddings[tokens], dtype=np.float32)
@@ -140,11 +141,11 @@ def _train(sources: Sources, source_codec: ResidualCodec | None, settings: Plaid
     sample: list[np.ndarray] = []
     for segment, rows in sources:
         picked = rows[rng.random(len(rows)) < share]
-        sample.extend(_vectors(segment, tokens, source_codec) for _, tokens in _chunks(segment, picked))
+        sample.extend(token_vectors(segment, tokens, source_codec) for _, tokens in _chunks(segment, picked))
     sample_array = np.concatenate(sample) if sample else np.zeros((0, 0), np.float32)
     if len(sample_array) < n_centroids:  # the draw came out short: take everything
         sample_array = np.concatenate(
-            [_vectors(seg, tokens, source_codec) for seg, rows in sources for _, tokens in _chunks(seg, rows)]
+            [token_vectors(seg, tokens, source_codec) for seg, rows in sources for _, tokens in _chunks(seg, rows)]
         )
     logger.info("training %d centroids on %d of %d tokens", n_centroids, len(sample_array), total)
     return ResidualCodec.train(
@@ -189,31 +190,30 @@ def _write_compressed(
 ) -> SegmentEntry:
     """One compressed segment holding `sources`' rows, in order. Tokens already compressed
     with `codec` are copied as they are; others are (decompressed and) compressed."""
-    codes, residuals, norms, doclens, doc_ids, texts, metadata = [], [], [], [], [], [], []
+    codes, residuals, norms, doclens = [], [], [], []
+    stored: list[Row] = []
+    cut: list[int] = []
     for segment, rows in sources:
+        cut.extend((len(stored) + np.flatnonzero(np.isin(rows, segment.cut))).tolist())
         for chunk, tokens in _chunks(segment, rows):
             if segment.compressed is not None and source_codec is codec:
                 codes.append(segment.compressed.codes[tokens])
                 residuals.append(segment.compressed.residuals[tokens])
                 norms.append(segment.compressed.norms[tokens])
             else:
-                chunk_codes, chunk_residuals = codec.encode(_vectors(segment, tokens, source_codec))
+                chunk_codes, chunk_residuals = codec.encode(token_vectors(segment, tokens, source_codec))
                 codes.append(chunk_codes)
                 residuals.append(chunk_residuals)
                 norms.append(codec.norms(chunk_codes, chunk_residuals))
             doclens.append(segment.offsets[chunk + 1] - segment.offsets[chunk])
-            for doc in segment.documents.read(chunk.tolist()):
-                doc_ids.append(doc.doc_id)
-                texts.append(doc.text)
-                metadata.append(doc.metadata)
+            stored.extend(segment.documents.read(chunk.tolist()))
     return write_compressed_segment(
         folder,
-        doc_ids,
-        texts,
-        metadata,
+        stored,
         np.concatenate(doclens),
         np.concatenate(codes),
         np.concatenate(residuals),
         np.concatenate(norms),
         len(codec.centroids),
+        cut=cut,
     )

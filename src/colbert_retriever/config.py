@@ -17,6 +17,7 @@ from colbert_retriever.errors import ConfigError
 
 Precision = Literal["auto", "float32", "bfloat16"]
 ScoringDtype = Literal["auto", "float16", "float32"]
+Unit = Literal["document", "passage"]
 
 
 def _require_positive(name: str, value: int) -> None:
@@ -134,6 +135,10 @@ class SearchConfig:
         scoring_dtype: The type stored float16 vectors are scored in: "auto" (default)
             float16 where this CPU multiplies it natively, float32 where half math is
             emulated (AVX2-only CPUs: 17x faster there); or forced.
+        passage_weights: How a document split into passages is scored from them: the
+            weighted sum of its best passages' MaxSim, best first. (1.0,) is MaxP, the best
+            passage alone; (1.0, 0.5) adds half the second best. Chosen on SciFact and
+            scifact_long (benchmarks/passages.py).
     """
 
     max_scores_per_chunk: int = 1 << 24
@@ -141,15 +146,52 @@ class SearchConfig:
     ndocs: int | None = None
     centroid_score_threshold: float | None = None
     scoring_dtype: ScoringDtype = "auto"
+    passage_weights: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         _require_positive("max_scores_per_chunk", self.max_scores_per_chunk)
+        weights = self.passage_weights
+        if (
+            not isinstance(weights, tuple)
+            or not weights
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights)
+        ):
+            msg = f"passage_weights must be a non-empty tuple of non-negative numbers, got {weights!r}"
+            raise ConfigError(msg)
         if self.scoring_dtype not in ("auto", "float16", "float32"):
             msg = f"scoring_dtype must be 'auto', 'float16' or 'float32', got {self.scoring_dtype!r}"
             raise ConfigError(msg)
         for name in ("ncells", "ndocs"):
             if getattr(self, name) is not None:
                 _require_positive(name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How a text longer than the model reads is split into passages (`ColBERT(chunking=)`).
+
+    Passages are counted in the model's own word pieces and fill `doc_maxlen` (markers
+    included); each ends at a paragraph break if one falls in its last half, else at a
+    sentence end, else between words, and the next starts `overlap` word pieces earlier.
+
+    Attributes:
+        overlap: Word pieces each passage repeats from the end of the one before, so a
+            sentence cut at a boundary is read whole by one of them.
+        max_tokens: Word pieces per passage, markers excluded; None fills `doc_maxlen`.
+    """
+
+    overlap: int = 32
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or self.overlap < 0:
+            msg = f"overlap must be a non-negative integer, got {self.overlap!r}"
+            raise ConfigError(msg)
+        if self.max_tokens is not None:
+            _require_positive("max_tokens", self.max_tokens)
+            if self.overlap * 2 > self.max_tokens:
+                msg = f"overlap ({self.overlap}) must be at most half of max_tokens ({self.max_tokens})"
+                raise ConfigError(msg)
 
 
 @dataclass(frozen=True)

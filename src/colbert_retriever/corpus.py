@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import uuid4
 
 from colbert_retriever.errors import ConfigError
 from colbert_retriever.results import Document
@@ -133,3 +134,27 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
             raise ConfigError(msg) from exc
         qrels.setdefault(qid, {})[doc_id] = grade
     return qrels
+
+
+def zip_documents(texts: Iterable[str], ids: Iterable[str] | None, metadata: Any) -> Iterator[Document]:
+    """`Document`s from parallel iterables (random ids when `ids` is None; {} for a None
+    metadata entry); a `ConfigError` counting the whole input when their lengths differ."""
+    id_iter = iter(ids) if ids is not None else None
+    meta_iter = iter(metadata) if metadata is not None else None
+    end = object()  # a metadata entry may itself be None
+    text_iter, count = iter(texts), 0
+    for text in text_iter:
+        doc_id = next(id_iter, end) if id_iter else uuid4().hex
+        meta = next(meta_iter, end) if meta_iter else None
+        if doc_id is end or meta is end:
+            n_texts = count + 1 + sum(1 for _ in text_iter)
+            msg = f"got {n_texts} texts but {count} {'ids' if doc_id is end else 'metadata entries'}; they must match"
+            raise ConfigError(msg)
+        count += 1
+        # checked by the writer (check_documents), which names what is wrong
+        yield Document(doc_id=cast(str, doc_id), text=text, metadata={} if meta is None else cast(dict, meta))
+    for name, rest in (("ids", id_iter), ("metadata entries", meta_iter)):
+        extra = sum(1 for _ in rest) if rest is not None else 0
+        if extra:
+            msg = f"got {count} texts but {count + extra} {name}; they must match"
+            raise ConfigError(msg)

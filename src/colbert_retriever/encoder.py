@@ -30,11 +30,17 @@ from tqdm.auto import tqdm
 
 from colbert_retriever.checkpoint import ACTIVATIONS, Checkpoint, ProjectionLayer, load_checkpoint
 from colbert_retriever.config import EncoderConfig
-from colbert_retriever.errors import CheckpointError, ConfigError
+from colbert_retriever.errors import CheckpointError, ConfigError, DimensionMismatchError, ModelMismatchError
 from colbert_retriever.precision import encoding_precision
 from colbert_retriever.validation import check_texts
 
 logger = logging.getLogger(__name__)
+_OFFSETS = {
+    "return_offsets_mapping": True,
+    "return_attention_mask": False,
+    "return_token_type_ids": False,
+    "verbose": False,  # a text longer than the model reads is what passages are for
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,22 @@ class ModelFingerprint:
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
+
+    def check_index(self, recorded: dict[str, Any], path: Path) -> None:
+        """Refuse to encode queries for the index at `path` (built by the model `recorded`)
+        into another vector space than its documents'."""
+        if self.dim != recorded["dim"]:
+            msg = (
+                f"index {path} stores dim={recorded['dim']} but the encoder {self.name!r} emits dim={self.dim}; "
+                f"open it with the model it was built with ({recorded['name']!r}) or build a new index"
+            )
+            raise DimensionMismatchError(msg)
+        if self.digest != recorded["digest"]:
+            msg = (
+                f"index {path} was built with model {recorded['name']!r} (fingerprint {recorded['digest']}), "
+                f"not {self.name!r} (fingerprint {self.digest}); its weights or token settings differ"
+            )
+            raise ModelMismatchError(msg)
 
 
 @contextmanager
@@ -208,6 +230,35 @@ class Encoder:
     def encode_documents(self, documents: Sequence[str]) -> list[np.ndarray]:
         """One (n_kept_tokens, dim) float32 array per document, skiplist and padding dropped."""
         return self._encode(check_texts(documents, "documents"), is_query=False)
+
+    @property
+    def passage_pieces(self) -> int:
+        """Word pieces a document holds: `doc_maxlen` less [CLS], the marker and [SEP]."""
+        return self.config.doc_maxlen - 2 - (self._ids.doc_marker is not None)
+
+    def piece_spans(self, text: str) -> np.ndarray:
+        """(n_pieces, 2) character spans of `text`'s word pieces, uncut, no special tokens."""
+        with self._tokenizer_lock:
+            spans = self._tokenizer(text, add_special_tokens=False, **_OFFSETS)["offset_mapping"]
+        return np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+
+    def document_tokens(self, text: str) -> tuple[list[str], np.ndarray]:
+        """The tokens `encode_documents([text])` returns vectors for, in order: their texts
+        and (n, 2) character spans in `text` (special tokens: an empty span at 0)."""
+        marker, skip = self._ids.doc_marker, set(self._ids.skiplist.tolist())
+        with self._tokenizer_lock:
+            encoded = self._tokenizer(text, truncation=True, max_length=self.passage_pieces + 2, **_OFFSETS)
+        ids, spans = list(encoded["input_ids"]), [tuple(span) for span in encoded["offset_mapping"]]
+        if marker is not None:
+            ids, spans = [*ids[:1], marker, *ids[1:]], [*spans[:1], (0, 0), *spans[1:]]
+        kept = [i for i, token_id in enumerate(ids) if token_id not in skip]
+        tokens = self._tokenizer.convert_ids_to_tokens([ids[i] for i in kept])
+        return list(tokens), np.array([spans[i] for i in kept], dtype=np.int64).reshape(-1, 2)
+
+    def query_tokens(self, query: str) -> list[str]:
+        """The tokens `encode_queries([query])` returns vectors for, [MASK] expansion included."""
+        batch = self.tokenize([query], is_query=True)
+        return list(self._tokenizer.convert_ids_to_tokens(batch.input_ids[0][batch.keep[0]].tolist()))
 
     def _token_ids(self, texts: list[str], *, is_query: bool) -> list[list[int]]:
         marker = self._ids.query_marker if is_query else self._ids.doc_marker

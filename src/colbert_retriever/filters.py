@@ -63,7 +63,7 @@ Node: TypeAlias = Condition | Logical
 
 
 def compile_filter(filters: Filter | None) -> Callable[[Segment], np.ndarray] | None:
-    """Check `filters` and return what computes a segment's (n_documents,) bool mask of the
+    """Check `filters` and return what computes a segment's (n_rows,) bool mask of the
     documents that pass (None: no filter). Raises `ConfigError` naming a bad operator."""
     if filters is None:
         return None
@@ -75,7 +75,7 @@ def compile_filter(filters: Filter | None) -> Callable[[Segment], np.ndarray] | 
 
         def call(segment: Segment) -> np.ndarray:
             rows = segment.live_rows
-            mask = np.zeros(segment.n_documents, dtype=bool)
+            mask = np.zeros(segment.n_rows, dtype=bool)
             mask[rows] = [bool(accept(doc.metadata)) for doc in segment.documents.read(rows.tolist())]
             return mask
 
@@ -134,15 +134,15 @@ def _condition(field: str, op: object, value: Any) -> Condition:
 
 
 def evaluate(node: Node, columns: Columns) -> np.ndarray:
-    """(n_documents,) bool: the documents of one segment that pass `node`."""
+    """(n_rows,) bool: the documents of one segment that pass `node`."""
     if isinstance(node, Logical):
-        masks = [evaluate(part, columns) for part in node.parts] or [np.ones(columns.n_documents, dtype=bool)]
+        masks = [evaluate(part, columns) for part in node.parts] or [np.ones(columns.n_rows, dtype=bool)]
         if node.op == "$not":
             return ~masks[0]
         return np.logical_and.reduce(masks) if node.op == "$and" else np.logical_or.reduce(masks)
     if node.op in ("$ne", "$nin"):
         return ~evaluate(Condition(node.field, "$eq" if node.op == "$ne" else "$in", node.value), columns)
-    mask = np.zeros(columns.n_documents, dtype=bool)
+    mask = np.zeros(columns.n_rows, dtype=bool)
     key = columns.key(node.field)
     if node.op == "$exists":
         if key is not None:
@@ -155,7 +155,7 @@ def evaluate(node: Node, columns: Columns) -> np.ndarray:
         match = _compare(entries, node.op, node.value, columns)
     else:
         match = _equals_any(entries, node.value if node.op == "$in" else [node.value], columns)
-    if len(entries.rows) == columns.n_documents and node.op != "$contains":
+    if len(entries.rows) == columns.n_rows and node.op != "$contains":
         return match  # every document has the field: entry i is row i
     mask[entries.rows[match]] = True
     return mask

@@ -16,8 +16,6 @@ writes. This module is the façade over those parts.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,7 +24,8 @@ from typing import Any
 import numpy as np
 
 import colbert_retriever.transaction as transaction
-from colbert_retriever.config import IndexConfig, IndexType, PlaidConfig, SearchConfig
+from colbert_retriever.compression import token_vectors
+from colbert_retriever.config import IndexConfig, IndexType, PlaidConfig, SearchConfig, Unit
 from colbert_retriever.errors import (
     ColbertRetrieverError,
     ConfigError,
@@ -41,37 +40,12 @@ from colbert_retriever.results import Document, Hit, IndexInfo
 from colbert_retriever.search import dispatch
 from colbert_retriever.snapshot import Snapshot, load_snapshot
 from colbert_retriever.storage import DocumentBatch
-from colbert_retriever.storage.atomic import WRITER_PID, writer_lock
-from colbert_retriever.storage.manifest import MANIFEST, Manifest, read_manifest, write_manifest
-from colbert_retriever.storage.segment import check_files, check_structure
+from colbert_retriever.storage.atomic import writer_lock
+from colbert_retriever.storage.documents import Row, join_passages
+from colbert_retriever.storage.manifest import MANIFEST, STAGING, Manifest, read_manifest, write_manifest
 from colbert_retriever.validation import check_ids
 
 INDEX_TYPES = ("exact", "plaid", "auto")
-
-
-def index_exists(path: str | Path) -> bool:
-    """Whether `path` holds an index (its manifest), without reading it."""
-    return (Path(path) / MANIFEST).is_file()
-
-
-def remove_unused_index(path: str | Path, *, remove_folder: bool) -> None:
-    """Remove an index that never committed a write (what a failed first write leaves
-    behind), and its folder too if `remove_folder`; an index with any commit stays."""
-    path = Path(path)
-    try:
-        if read_manifest(path).generation != 0:
-            return
-    except ColbertRetrieverError:
-        return
-    for name in (MANIFEST, "segments", "codecs", transaction.STAGING, "write.lock", WRITER_PID):  # what create made
-        target = path / name
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        else:
-            target.unlink(missing_ok=True)
-    if remove_folder:
-        with contextlib.suppress(OSError):
-            path.rmdir()  # only if nothing else is in it
 
 
 class Index:
@@ -146,7 +120,7 @@ class Index:
             plaid=plaid if index_type != "exact" else None,
         )
         with transaction.storage_errors(path):
-            for folder in ("segments", transaction.STAGING):
+            for folder in ("segments", STAGING):
                 (path / folder).mkdir(parents=True, exist_ok=True)
             with writer_lock(path, (config or IndexConfig()).lock_timeout):
                 write_manifest(path, manifest)
@@ -199,12 +173,18 @@ class Index:
     def __len__(self) -> int:
         return self._snapshot.manifest.n_documents
 
+    @property
+    def n_passages(self) -> int:
+        """Stored passages (rows) of the live documents: one per document that fits the model."""
+        return self._snapshot.manifest.n_passages
+
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and doc_id in self._snapshot.locate([doc_id])
 
-    def doc_ids(self) -> list[str]:
-        """Ids of all live documents, in storage order (reads every id: slow on large indexes)."""
-        return self._snapshot.live_ids()
+    def doc_ids(self, filters: Filter | None = None) -> list[str]:
+        """Ids of the live documents (passing `filters`, if given), in storage order (reads
+        each one's id: slow on large indexes)."""
+        return self._snapshot.live_ids(compile_filter(filters))
 
     def refresh(self) -> None:
         """Load the latest committed state, e.g. after another process wrote."""
@@ -222,6 +202,8 @@ class Index:
             format_version=manifest.format_version,
             library_version=manifest.library_version,
             documents=manifest.n_documents,
+            passages=manifest.n_passages,
+            cut=sum(len(set(entry.cut) - set(entry.deleted)) for entry in manifest.segments),
             tokens=manifest.n_tokens,
             bytes=sum(f.bytes for _, _, files in manifest.folders() for f in files.values())
             + (self.path / MANIFEST).stat().st_size,
@@ -245,19 +227,7 @@ class Index:
             IndexCorruptError: naming the first file that is missing, truncated, altered
                 or inconsistent.
         """
-        snap = self._snapshot
-        for parent, name, files in snap.manifest.folders():
-            check_files(self.path / parent / name, files, verify=True)
-        nbits = snap.manifest.plaid.nbits if snap.manifest.plaid else 0
-        n_centroids = len(snap.codec.centroids) if snap.codec is not None else 0
-        for segment in snap.segments:
-            check_structure(
-                self.path / "segments" / segment.name,
-                segment,
-                dim=self.dim,
-                n_centroids=n_centroids,
-                packed_width=self.dim * nbits // 8,
-            )
+        self._snapshot.verify(self.path)
 
     def get(self, doc_ids: Sequence[str]) -> list[Document]:
         """The stored documents for `doc_ids`, in the same order.
@@ -274,9 +244,32 @@ class Index:
             raise DocumentNotFoundError(msg)
         out = []
         for doc_id in doc_ids:
-            seg_no, row = located[doc_id]
-            out.extend(snap.segments[seg_no].documents.read([row]))
+            seg_no, rows = located[doc_id]
+            passages = snap.segments[seg_no].documents.read(rows)
+            out.append(Document(doc_id=doc_id, text=join_passages(passages), metadata=passages[0].metadata))
         return out
+
+    def passages(self, doc_id: str, numbers: Sequence[int] | None = None) -> list[tuple[Row, np.ndarray]]:
+        """Each stored passage of `doc_id` (those numbered `numbers`, if given), in order, with
+        its (n_tokens, dim) float32 token vectors: as stored in an exact index, decompressed
+        in a PLAID one.
+
+        Raises:
+            DocumentNotFoundError: `doc_id` is not in the index.
+        """
+        snap = self._snapshot
+        located = snap.locate(check_ids([doc_id]))
+        if doc_id not in located:
+            msg = f"document {doc_id!r} is not in the index"
+            raise DocumentNotFoundError(msg)
+        seg_no, rows = located[doc_id]
+        if numbers is not None:
+            rows = [rows[n] for n in numbers if 0 <= n < len(rows)]
+        segment = snap.segments[seg_no]
+        return [
+            (row, token_vectors(segment, np.arange(segment.offsets[r], segment.offsets[r + 1]), snap.codec))
+            for r, row in zip(rows, segment.documents.read(rows), strict=True)
+        ]
 
     def write(
         self,
@@ -350,19 +343,23 @@ class Index:
         """
         self._install(transaction.retrain(self.path, self.config, self._snapshot, force=force))
 
-    def search(self, queries: Sequence[np.ndarray], *, k: int, filters: Filter | None = None) -> list[list[Hit]]:
+    def search(
+        self, queries: Sequence[np.ndarray], *, k: int, filters: Filter | None = None, unit: Unit = "document"
+    ) -> list[list[Hit]]:
         """Top-k documents for each query's (n_tokens, dim) vectors: by exact MaxSim, or in a
-        PLAID index by its stages (exact MaxSim on the decompressed vectors of candidates).
+        PLAID index by its stages. A document stored as passages is scored from them
+        (`SearchConfig.passage_weights`); its hit carries the best one.
 
         Args:
             filters: A filter-language object (see `colbert_retriever.filters`), e.g.
                 `{"year": {"$gte": 2020}}`, or a callable(metadata) -> bool; applied before
                 ranking, so k hits come back whenever k documents pass.
+            unit: "document" (default) or "passage": the k best passages, several of one
+                document among them.
 
         An index without documents (new, or all deleted) gives no hits.
-
         Raises:
-            ConfigError: `k` < 1 or a bad filter (naming the operator).
+            ConfigError: `k` < 1, a bad filter (naming the operator) or unit.
             DimensionMismatchError: query vectors of another size than the index's.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -377,7 +374,16 @@ class Index:
         if not snap.manifest.n_documents or not queries:
             return [[] for _ in queries]
         try:
-            return dispatch.search(snap.segments, snap.codec, queries, k=k, accept=accept, config=self.search_config)
+            return dispatch.search(
+                snap.segments,
+                snap.codec,
+                queries,
+                k=k,
+                accept=accept,
+                config=self.search_config,
+                unit=unit,
+                split=snap.manifest.n_passages > snap.manifest.n_documents,
+            )
         except ColbertRetrieverError:
             raise
         except (IndexError, ValueError) as exc:  # arrays that pass their checksums but point out of range

@@ -16,18 +16,82 @@ class Document:
 
 
 @dataclass(frozen=True)
-class Hit:
-    """One search result.
+class TokenMatch:
+    """What one query token matched: its best document token and their similarity.
+
+    Attributes:
+        query_token: The query token's text (word piece, marker or [MASK] expansion).
+        doc_token: The best-matching document token's text.
+        start: Where that document token starts in the passage's text (`Explanation.text`,
+            `Hit.text`); special tokens ([CLS], markers) have an empty span at 0.
+        end: Where it ends (exclusive).
+        similarity: Their cosine similarity: this token's additive part of the MaxSim.
+        share: `similarity` / the passage's MaxSim.
+    """
+
+    query_token: str
+    doc_token: str
+    start: int
+    end: int
+    similarity: float
+    share: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a passage scored: one `TokenMatch` per query token.
 
     Attributes:
         doc_id: The document's id.
-        score: Raw MaxSim: the sum over query tokens of each token's best cosine
-            similarity in the document. Grows with the number of query tokens.
+        passage: Which of its passages (0 for a document stored whole).
+        start: Where the passage starts in the document's text.
+        end: Where it ends (exclusive).
+        text: The passage's text; match spans index into it.
+        score: The passage's MaxSim, the sum of the matches' similarities.
+        matches: One per query token, in query order.
+    """
+
+    doc_id: str
+    passage: int
+    start: int
+    end: int
+    text: str
+    score: float
+    matches: tuple[TokenMatch, ...]
+
+    @property
+    def highlights(self) -> list[tuple[int, int]]:
+        """The matched words' spans in `text`, sorted and merged (special tokens left out)."""
+        spans = sorted({(m.start, m.end) for m in self.matches if m.end > m.start})
+        merged: list[tuple[int, int]] = []
+        for start, end in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        return merged
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a document, scored from its passages, with the passage that scored.
+
+    Attributes:
+        doc_id: The document's id.
+        score: Raw MaxSim of the document: by default its best passage's (see
+            `SearchConfig.passage_weights`), the sum over query tokens of each token's best
+            cosine similarity in that passage. Grows with the number of query tokens.
         normalized_score: `score` divided by the number of query tokens; lies in [-1, 1]
             and is comparable across queries and models with different query lengths.
         rank: 1 for the best hit.
-        text: The document's text.
+        text: The text of the passage that scored best (the whole document when it fits
+            the model; `ColBERT.get` returns the whole document).
         metadata: The document's metadata.
+        passage: Which passage scored (0 for a document stored whole).
+        start: Where that passage starts in the document's text.
+        end: Where it ends (exclusive): `document.text[start:end] == text`.
+        passage_score: That passage's own MaxSim (equals `score` under MaxP).
+        explanation: Per query token, what it matched (`search(..., highlights=True)`).
     """
 
     doc_id: str
@@ -36,6 +100,16 @@ class Hit:
     rank: int
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    passage: int = 0
+    start: int = 0
+    end: int = 0
+    passage_score: float = 0.0
+    explanation: Explanation | None = None
+
+    @property
+    def highlights(self) -> list[tuple[int, int]]:
+        """Matched spans in `text` (empty unless searched with highlights=True)."""
+        return self.explanation.highlights if self.explanation else []
 
 
 @dataclass(frozen=True)
@@ -66,6 +140,8 @@ class IndexInfo:
         index_type: What the index is now: "exact" or "plaid".
         auto: Created as "auto": exact while small, then plaid.
         documents: Live documents.
+        passages: Their stored passages (a document longer than the model reads is split).
+        cut: Live documents stored cut at the model's length (added with chunking off).
         tokens: Token vectors of the live documents.
         bytes: Size on disk of every file the manifest lists, the manifest included.
         deleted: Tombstoned rows still on disk (`Index.compact` drops them).
@@ -80,6 +156,8 @@ class IndexInfo:
     format_version: int
     library_version: str
     documents: int
+    passages: int
+    cut: int
     tokens: int
     bytes: int
     dim: int

@@ -8,25 +8,31 @@ hits = retriever.search("what is late interaction?", k=10)
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from itertools import islice
 from pathlib import Path
-from typing import Any, cast
-from uuid import uuid4
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from colbert_retriever.config import EncoderConfig, IndexConfig, IndexType, PlaidConfig, SearchConfig
+from colbert_retriever.config import Chunking, EncoderConfig, IndexConfig, IndexType, PlaidConfig, SearchConfig, Unit
+from colbert_retriever.corpus import zip_documents
 from colbert_retriever.encoder import Encoder
-from colbert_retriever.errors import ConfigError, DimensionMismatchError, IndexCorruptError, ModelMismatchError
+from colbert_retriever.errors import ConfigError, IndexCorruptError
+from colbert_retriever.explain import explain_passage
 from colbert_retriever.filters import Filter
 from colbert_retriever.index import Index
 from colbert_retriever.maxsim import maxsim, pad_queries
-from colbert_retriever.results import Document, Hit, IndexInfo, RerankHit
+from colbert_retriever.passages import document_rows
+from colbert_retriever.results import Document, Explanation, Hit, IndexInfo, RerankHit
 from colbert_retriever.storage import DocumentBatch, Store
 from colbert_retriever.storage.manifest import MANIFEST, read_manifest
 from colbert_retriever.validation import check_documents, check_texts
+
+logger = logging.getLogger(__name__)
+_SPLIT = Chunking()
 
 
 class ColBERT:
@@ -36,9 +42,10 @@ class ColBERT:
     (no index: `rerank` only). Searching is thread-safe; writes are atomic.
     """
 
-    def __init__(self, encoder: Encoder, store: Store | None = None) -> None:
+    def __init__(self, encoder: Encoder, store: Store | None = None, *, chunking: Chunking | None = _SPLIT) -> None:
         self.encoder = encoder
         self._store = store
+        self.chunking = chunking
 
     @classmethod
     def from_pretrained(cls, model: str | Path, *, trust_remote_code: bool = False, **settings: Any) -> ColBERT:
@@ -61,6 +68,7 @@ class ColBERT:
         plaid: PlaidConfig | None = None,
         pool_factor: int = 1,
         exist_ok: bool = False,
+        chunking: Chunking | None = _SPLIT,
         index_config: IndexConfig | None = None,
         search_config: SearchConfig | None = None,
         trust_remote_code: bool = False,
@@ -76,6 +84,9 @@ class ColBERT:
             pool_factor: Store ~1 / pool_factor of each document's token vectors, merging
                 similar ones: a smaller, faster index at some cost in quality.
             exist_ok: Open the index at `path` if there is one.
+            chunking: How texts longer than the model reads are split into passages
+                (`Chunking()`, the default); None stores them cut at `doc_maxlen`, with a
+                warning counting them.
 
         Raises:
             IndexExistsError: an index exists at `path` and `exist_ok` is False.
@@ -89,6 +100,7 @@ class ColBERT:
             return cls.open(
                 path,
                 model=model,
+                chunking=chunking,
                 index_config=index_config,
                 search_config=search_config,
                 trust_remote_code=trust_remote_code,
@@ -105,7 +117,7 @@ class ColBERT:
             config=index_config,
             search_config=search_config,
         )
-        return cls(encoder, index)
+        return cls(encoder, index, chunking=chunking)
 
     @classmethod
     def open(
@@ -113,6 +125,7 @@ class ColBERT:
         path: str | Path,
         *,
         model: str | Path | None = None,
+        chunking: Chunking | None = _SPLIT,
         index_config: IndexConfig | None = None,
         search_config: SearchConfig | None = None,
         trust_remote_code: bool = False,
@@ -123,6 +136,7 @@ class ColBERT:
         Args:
             model: The checkpoint to encode queries with; by default the one recorded in
                 the index. It must be the same model (e.g. its local copy).
+            chunking: How added texts longer than the model reads are split (see `create`).
             **settings: Runtime `EncoderConfig` fields (batch_size, precision, ...).
 
         Raises:
@@ -142,8 +156,8 @@ class ColBERT:
             **settings,
         )
         index = Index.open(path, config=index_config, search_config=search_config)
-        _check_model(encoder, index.model, Path(path))
-        return cls(encoder, index)
+        encoder.fingerprint.check_index(index.model, Path(path))
+        return cls(encoder, index, chunking=chunking)
 
     @property
     def index(self) -> Store:
@@ -177,8 +191,10 @@ class ColBERT:
     ) -> list[str]:
         """Encode and store documents, all or nothing; return their ids.
 
-        Works through any iterable in chunks of `IndexConfig.docs_per_segment` documents,
-        so memory does not grow with the corpus.
+        A text longer than the model reads is stored as passages (see `chunking`); the
+        document stays the unit of `get`, `delete` and `upsert`. Works through any iterable
+        in chunks of `IndexConfig.docs_per_segment` documents, so memory does not grow with
+        the corpus.
 
         Args:
             texts: Document texts (non-blank strings).
@@ -210,28 +226,41 @@ class ColBERT:
         ids: Iterable[str],
         metadata: Iterable[dict[str, Any] | None] | None = None,
     ) -> list[str]:
-        """Like `add`, but an id already in the index replaces that document."""
+        """Like `add`, but an id already in the index replaces that document (all its passages)."""
         return self._write(texts, ids, metadata, upsert=True)
 
     def delete(self, ids: Sequence[str]) -> None:
-        """Remove documents by id (all must exist); other ids are untouched."""
+        """Remove documents by id (all must exist), every passage of each; other ids are untouched."""
         self.index.write((), delete=ids)
 
     def get(self, ids: Sequence[str]) -> list[Document]:
-        """The stored documents for `ids`, in order."""
+        """The stored documents for `ids`, in order, each with its whole text."""
         return self.index.get(ids)
 
-    def search(self, query: str, *, k: int = 10, filters: Filter | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: Filter | None = None,
+        unit: Unit = "document",
+        highlights: bool = False,
+    ) -> list[Hit]:
         """The `k` best documents for `query` by MaxSim (exact, or PLAID's stages in a
-        compressed index).
+        compressed index). A document stored as passages is scored from them and its hit
+        carries the passage that scored best (`text`, with its span `start`:`end`).
 
         Args:
             query: The question.
-            k: Number of hits (fewer when fewer documents pass the filters).
+            k: Number of hits (fewer only when fewer documents pass the filters).
             filters: A filter-language object, e.g. `{"lang": "en", "year": {"$gte": 2020}}`
                 (see `colbert_retriever.filters` for every operator), or a callable taking a
                 metadata dict and returning a bool (slow on large indexes); applied before
                 ranking.
+            unit: "document" (default), or "passage": the k best passages, several of one
+                document among them.
+            highlights: Add each hit's `explanation` (what every query token matched, with
+                its span in `text`; `hit.highlights` merges the spans) for citations.
 
         Raises:
             ConfigError: a blank query, k < 1, or a bad filter (naming the operator).
@@ -239,13 +268,51 @@ class ColBERT:
         if not isinstance(query, str):
             msg = f"query must be a string, got {type(query).__name__}; use search_batch for many"
             raise ConfigError(msg)
-        return self.search_batch([query], k=k, filters=filters)[0]
+        return self.search_batch([query], k=k, filters=filters, unit=unit, highlights=highlights)[0]
 
-    def search_batch(self, queries: Sequence[str], *, k: int = 10, filters: Filter | None = None) -> list[list[Hit]]:
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int = 10,
+        filters: Filter | None = None,
+        unit: Unit = "document",
+        highlights: bool = False,
+    ) -> list[list[Hit]]:
         """`search` for many queries at once (one pass over the index); one list per query."""
         queries = check_texts(queries, "queries")
         store = self.index
-        return store.search(self.encoder.encode_queries(queries), k=k, filters=filters)
+        vectors = self.encoder.encode_queries(queries)
+        found = store.search(vectors, k=k, filters=filters, unit=unit)
+        if not highlights:
+            return found
+        return [
+            [dataclasses.replace(hit, explanation=self._explain(q, query, hit.doc_id, [hit.passage])) for hit in hits]
+            for q, query, hits in zip(vectors, queries, found, strict=True)
+        ]
+
+    def explain(self, query: str, doc_id: str) -> Explanation:
+        """Why `doc_id` matches `query`: for each query token, its best token in the
+        document's best passage, that token's span, their similarity and its share.
+
+        The similarities sum to the passage's MaxSim: in an exact index, exactly the
+        `passage_score` a search gives it (float rounding aside); in a plaid index, the
+        MaxSim against the decompressed vectors, which the search's final stage also scores
+        (it divides by stored float16 norms, so the two differ in the third decimal).
+
+        Raises:
+            DocumentNotFoundError: `doc_id` is not in the index.
+        """
+        check_texts([query], "queries")
+        return self._explain(self.encoder.encode_queries([query])[0], query, doc_id, None)
+
+    def _explain(self, vectors: np.ndarray, query: str, doc_id: str, passages: list[int] | None) -> Explanation:
+        tokens = self.encoder.query_tokens(query)
+        explained = [
+            explain_passage(self.encoder, vectors, tokens, row, passage_vectors)
+            for row, passage_vectors in self.index.passages(doc_id, passages)
+        ]
+        return max(explained, key=lambda e: e.score)
 
     def rerank(self, query: str, documents: Sequence[str], *, k: int | None = None) -> list[RerankHit]:
         """Score `documents` against `query` by MaxSim, without an index.
@@ -295,7 +362,7 @@ class ColBERT:
             msg = f"got {', '.join(f'{n} {name}' for name, n in sizes.items())}; they must match"
             raise ConfigError(msg)
         total = sizes.get("texts")
-        return self._add_stream(_zip_documents(texts, ids, metadata), upsert=upsert, total=total)
+        return self._add_stream(zip_documents(texts, ids, metadata), upsert=upsert, total=total)
 
     def _add_stream(self, documents: Iterator[Any], *, upsert: bool, total: int | None) -> list[str]:
         store = self.index
@@ -306,58 +373,26 @@ class ColBERT:
     def _batches(
         self, documents: Iterator[Any], written: list[str], size: int, total: int | None, upsert: bool
     ) -> Iterator[DocumentBatch]:
-        """Validate and encode `documents` chunk by chunk; record their ids in `written`."""
+        """Validate, split and encode `documents` chunk by chunk; record their ids in `written`."""
+        n_cut = 0
         with tqdm(total=total, desc="Indexing", unit="doc", disable=not self.encoder.config.show_progress) as bar:
             while chunk := list(islice(documents, size)):
                 if not all(isinstance(doc, Document) for doc in chunk):
                     bad = next(doc for doc in chunk if not isinstance(doc, Document))
                     msg = f"documents must be Document objects, got {type(bad).__name__}"
                     raise ConfigError(msg)
-                ids, texts = [doc.doc_id for doc in chunk], [doc.text for doc in chunk]
-                metadata = [doc.metadata for doc in chunk]
-                check_documents(ids, texts, metadata, upsert=upsert)
-                vectors = self.encoder.encode_documents(texts)
-                written.extend(ids)
-                yield DocumentBatch(ids=ids, texts=texts, metadata=metadata, vectors=vectors)
+                check_documents(
+                    [d.doc_id for d in chunk], [d.text for d in chunk], [d.metadata for d in chunk], upsert=upsert
+                )
+                batch, cut = document_rows(self.encoder, chunk, self.chunking)
+                n_cut += cut
+                written.extend(doc.doc_id for doc in chunk)
+                yield batch
                 bar.update(len(chunk))
-
-
-def _zip_documents(texts: Iterable[str], ids: Iterable[str] | None, metadata: Any) -> Iterator[Document]:
-    """`Document`s from parallel iterables (random ids when `ids` is None; {} for a None
-    metadata entry); a `ConfigError` counting the whole input when their lengths differ."""
-    id_iter = iter(ids) if ids is not None else None
-    meta_iter = iter(metadata) if metadata is not None else None
-    end = object()  # a metadata entry may itself be None
-    text_iter, count = iter(texts), 0
-    for text in text_iter:
-        doc_id = next(id_iter, end) if id_iter else uuid4().hex
-        meta = next(meta_iter, end) if meta_iter else None
-        if doc_id is end or meta is end:
-            n_texts = count + 1 + sum(1 for _ in text_iter)
-            msg = f"got {n_texts} texts but {count} {'ids' if doc_id is end else 'metadata entries'}; they must match"
-            raise ConfigError(msg)
-        count += 1
-        # checked by the writer (check_documents), which names what is wrong
-        yield Document(doc_id=cast(str, doc_id), text=text, metadata={} if meta is None else cast(dict, meta))
-    for name, rest in (("ids", id_iter), ("metadata entries", meta_iter)):
-        extra = sum(1 for _ in rest) if rest is not None else 0
-        if extra:
-            msg = f"got {count} texts but {count + extra} {name}; they must match"
-            raise ConfigError(msg)
-
-
-def _check_model(encoder: Encoder, recorded: dict[str, Any], path: Path) -> None:
-    """Refuse an encoder that would put queries in another vector space than the index."""
-    mine = encoder.fingerprint
-    if mine.dim != recorded["dim"]:
-        msg = (
-            f"index {path} stores dim={recorded['dim']} but the encoder {mine.name!r} emits dim={mine.dim}; "
-            f"open it with the model it was built with ({recorded['name']!r}) or build a new index"
-        )
-        raise DimensionMismatchError(msg)
-    if mine.digest != recorded["digest"]:
-        msg = (
-            f"index {path} was built with model {recorded['name']!r} (fingerprint {recorded['digest']}), "
-            f"not {mine.name!r} (fingerprint {mine.digest}); its weights or token settings differ"
-        )
-        raise ModelMismatchError(msg)
+        if n_cut:
+            logger.warning(
+                "%d document(s) were longer than doc_maxlen=%d tokens and were cut (chunking=None); "
+                "the default chunking stores them whole, as passages",
+                n_cut,
+                self.encoder.config.doc_maxlen,
+            )

@@ -7,14 +7,16 @@ index (storage/documents.py), so opening costs the same at a thousand documents 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from colbert_retriever.search.codec import ResidualCodec
 from colbert_retriever.storage.documents import hash_ids
 from colbert_retriever.storage.manifest import Manifest
-from colbert_retriever.storage.segment import Segment, deleted_mask, load_segment
+from colbert_retriever.storage.segment import Segment, check_files, check_structure, deleted_mask, load_segment
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,9 @@ class Snapshot:
     def generation(self) -> int:
         return self.manifest.generation
 
-    def locate(self, doc_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """(segment number, row) of each of `doc_ids` that is a live document."""
-        found: dict[str, tuple[int, int]] = {}
+    def locate(self, doc_ids: Sequence[str]) -> dict[str, tuple[int, list[int]]]:
+        """(segment number, rows in passage order) of each of `doc_ids` that is a live document."""
+        found: dict[str, tuple[int, list[int]]] = {}
         if not doc_ids:
             return found
         hashes = hash_ids(doc_ids)
@@ -41,12 +43,37 @@ class Snapshot:
             which, rows = which[live], rows[live]
             for i, row, stored in zip(which.tolist(), rows.tolist(), segment.documents.read_ids(rows), strict=True):
                 if stored == doc_ids[i]:
-                    found[stored] = (seg_no, row)
+                    found.setdefault(stored, (seg_no, []))[1].append(row)
+        for _, found_rows in found.values():
+            found_rows.sort()
         return found
 
-    def live_ids(self) -> list[str]:
-        """Ids of all live documents, in storage order (reads every document's id)."""
-        return [doc_id for seg in self.segments for doc_id in seg.documents.read_ids(seg.live_rows.tolist())]
+    def verify(self, path: Path) -> None:
+        """Re-read every file under `path` against its sha256 and check the structure of
+        every segment's arrays; `IndexCorruptError` names the first problem."""
+        for parent, name, files in self.manifest.folders():
+            check_files(path / parent / name, files, verify=True)
+        nbits = self.manifest.plaid.nbits if self.manifest.plaid else 0
+        n_centroids = len(self.codec.centroids) if self.codec is not None else 0
+        for segment in self.segments:
+            check_structure(
+                path / "segments" / segment.name,
+                segment,
+                dim=self.manifest.dim,
+                n_centroids=n_centroids,
+                packed_width=self.manifest.dim * nbits // 8,
+            )
+
+    def live_ids(self, accept: Callable[[Segment], np.ndarray] | None = None) -> list[str]:
+        """Ids of the live documents (those `accept` passes: a row mask per segment), in
+        storage order (reads each one's id)."""
+        out = []
+        for seg in self.segments:
+            keep = ~seg.deleted & (seg.documents.passages == 0)
+            if accept is not None:
+                keep &= accept(seg)
+            out.extend(seg.documents.read_ids(np.flatnonzero(keep).tolist()))
+        return out
 
 
 def load_snapshot(path: Path, manifest: Manifest, *, previous: Snapshot | None, verify: bool) -> Snapshot:

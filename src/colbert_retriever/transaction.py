@@ -48,17 +48,24 @@ from colbert_retriever.pooling import pool_tokens
 from colbert_retriever.snapshot import Snapshot, load_snapshot
 from colbert_retriever.storage import DocumentBatch
 from colbert_retriever.storage.atomic import fsync_dir, try_lock, writer_lock
-from colbert_retriever.storage.manifest import Manifest, SegmentEntry, collect_garbage, is_committed, read_manifest
+from colbert_retriever.storage.documents import Row
+from colbert_retriever.storage.manifest import (
+    STAGING,
+    Manifest,
+    SegmentEntry,
+    collect_garbage,
+    is_committed,
+    read_manifest,
+)
 from colbert_retriever.storage.manifest import write_manifest as commit_manifest
 from colbert_retriever.storage.segment import Segment, load_segment, write_segment
-from colbert_retriever.validation import check_documents
+from colbert_retriever.validation import check_documents, check_string
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
 logger = logging.getLogger(__name__)
 
-STAGING = "staging"
 _ORPHAN_LOCK_SECONDS = 60.0  # a lock file with no folder this old belonged to a writer that died
 Change = Callable[[Snapshot, list[Path]], Manifest]
 
@@ -106,22 +113,12 @@ def compact(path: Path, config: IndexConfig, previous: Snapshot) -> Snapshot:
             return _successor(snap, {}, compression.compact(path, snap, _kept(snap, {}), folders))
         entries = []
         for segment in snap.segments:
-            live = segment.live_rows
-            for start in range(0, len(live), config.docs_per_segment):
-                rows = live[start : start + config.docs_per_segment]
-                docs = segment.documents.read(rows.tolist())
+            for rows in _whole_documents(segment, segment.live_rows, config.docs_per_segment):
                 assert segment.embeddings is not None, "an index without a codec stores exact vectors"
                 vectors = [segment.embeddings[segment.offsets[r] : segment.offsets[r + 1]] for r in rows.tolist()]
                 folders.append(path / "segments" / uuid.uuid4().hex)
-                entries.append(
-                    write_segment(
-                        folders[-1],
-                        [d.doc_id for d in docs],
-                        [d.text for d in docs],
-                        [d.metadata for d in docs],
-                        vectors,
-                    )
-                )
+                cut = np.flatnonzero(np.isin(rows, segment.cut)).tolist()
+                entries.append(write_segment(folders[-1], segment.documents.read(rows.tolist()), vectors, cut))
         return _successor(snap, {}, Rewrite(segments=entries, codec=None, replaces_all=True))
 
     return commit(path, config, previous, change)
@@ -220,23 +217,24 @@ class Staging:
         manifest, deleting = known.manifest, set(delete)
         seen: set[str] = set()
         for batch in batches:  # the caller's code runs here: its errors pass through as they are
-            _check_batch(batch, manifest.dim, upsert=upsert)
-            for doc_id in batch.ids:
+            rows = _check_batch(batch, manifest.dim, upsert=upsert)
+            doc_ids = [row.doc_id for row in rows if row.passage == 0]
+            for doc_id in doc_ids:
                 if doc_id in seen:
                     msg = f"document id {doc_id!r} appears twice in one {'upsert' if upsert else 'add'}"
                     raise DuplicateIdError(msg)
                 seen.add(doc_id)
             if not upsert:
-                _refuse_existing([d for d in known.locate(batch.ids) if d not in deleting])
-            if not batch.ids:
+                _refuse_existing([d for d in known.locate(doc_ids) if d not in deleting])
+            if not rows:
                 continue
             vectors = pool_tokens(batch.vectors, manifest.pool_factor)
             with storage_errors(self.index_path):
                 folder = self.folder / uuid.uuid4().hex
-                entry = write_segment(folder, batch.ids, batch.texts, batch.metadata, vectors)
+                entry = write_segment(folder, rows, vectors, batch.cut)
                 self.segments.append(load_segment(folder, entry, verify=False))
             self.entries.append(entry)
-            self.ids.extend(batch.ids)
+            self.ids.extend(doc_ids)
 
 
 def collect_staging(path: Path) -> None:
@@ -258,15 +256,46 @@ def collect_staging(path: Path) -> None:
             lock.release()
 
 
-def _check_batch(batch: DocumentBatch, dim: int, *, upsert: bool) -> None:
-    check_documents(batch.ids, batch.texts, batch.metadata, upsert=upsert)
-    if len(batch.vectors) != len(batch.ids):
+def _check_batch(batch: DocumentBatch, dim: int, *, upsert: bool) -> list[Row]:
+    """The batch's rows, once its documents, passages and vectors are checked."""
+    n = len(batch.ids)
+    passages, starts = batch.passages or [0] * n, batch.starts or [0] * n
+    if not len(passages) == len(starts) == n or not all(0 <= row < n for row in batch.cut):
+        msg = f"a batch of {n} rows has {len(passages)} passage numbers, {len(starts)} starts or cut rows out of range"
+        raise ConfigError(msg)
+    first = [i for i, p in enumerate(passages) if p == 0]
+    check_documents(
+        [batch.ids[i] for i in first],
+        [batch.texts[i] for i in first],
+        [batch.metadata[i] for i in first],
+        upsert=upsert,
+    )
+    for i, passage in enumerate(passages):
+        if passage and not (i and batch.ids[i - 1] == batch.ids[i] and passages[i - 1] == passage - 1):
+            msg = f"document {batch.ids[i]!r}: passage {passage} does not follow passage {passage - 1}"
+            raise ConfigError(msg)
+        check_string(batch.texts[i], f"document {batch.ids[i]!r}: passage {passage}", allow_blank=False)
+    if len(batch.vectors) != n:
         msg = f"a batch has {len(batch.ids)} documents but {len(batch.vectors)} vector arrays"
         raise ConfigError(msg)
     for doc_id, vectors in zip(batch.ids, batch.vectors, strict=True):
         if vectors.ndim != 2 or vectors.shape[1] != dim or len(vectors) == 0:
             msg = f"document {doc_id!r}: vectors of shape {vectors.shape}; the index stores (n_tokens >= 1, {dim})"
             raise DimensionMismatchError(msg)
+    return [
+        Row(doc_id, text, batch.metadata[i], passages[i], starts[i])
+        for i, (doc_id, text) in enumerate(zip(batch.ids, batch.texts, strict=True))
+    ]
+
+
+def _whole_documents(segment: Segment, rows: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """`rows` (whole documents, in order) in runs of about `size` rows that never split a document."""
+    firsts = np.append(np.flatnonzero(segment.documents.passages[rows] == 0), len(rows))
+    start = 0
+    while start < len(rows):
+        stop = int(firsts[np.searchsorted(firsts, start + size)]) if start + size < len(rows) else len(rows)
+        yield rows[start:stop]
+        start = stop
 
 
 def _refuse_existing(existing: Sequence[str]) -> None:
@@ -288,8 +317,8 @@ def _apply_write(
         deleting = set(delete)
         _refuse_existing([d for d in staging.ids if d in located and d not in deleting])
     removed: dict[int, list[int]] = {}
-    for seg_no, row in located.values():  # deleted ids, and added ids already stored (upsert)
-        removed.setdefault(seg_no, []).append(row)
+    for seg_no, rows in located.values():  # deleted ids, and added ids already stored (upsert)
+        removed.setdefault(seg_no, []).extend(rows)
     added_tokens = sum(entry.n_tokens for entry in staging.entries)
     if not staging.segments:
         rewrite = Rewrite(segments=[], codec=snap.manifest.codec, replaces_all=False)
@@ -323,9 +352,13 @@ def _successor(snap: Snapshot, removed: dict[int, list[int]], rewrite: Rewrite) 
     segments, n_tokens = [], 0
     old = [] if rewrite.replaces_all else list(zip(snap.manifest.segments, snap.segments, strict=True))
     for seg_no, (entry, segment) in enumerate(old):
-        deleted = sorted({*entry.deleted, *removed.get(seg_no, [])})
-        if len(deleted) < entry.n_documents:
-            segments.append(dataclasses.replace(entry, deleted=tuple(deleted)))
+        newly = np.setdiff1d(removed.get(seg_no, []), entry.deleted).astype(np.int64)
+        deleted = sorted({*entry.deleted, *newly.tolist()})
+        if len(deleted) < entry.n_rows:
+            gone = int((segment.documents.passages[newly] == 0).sum())
+            segments.append(
+                dataclasses.replace(entry, deleted=tuple(deleted), deleted_documents=entry.deleted_documents + gone)
+            )
             n_tokens += entry.n_tokens - int(np.diff(segment.offsets)[deleted].sum())
     segments += rewrite.segments
     n_tokens += sum(entry.n_tokens for entry in rewrite.segments)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from colbert_retriever import Index
 from colbert_retriever.cli import main
 
 DOCS = [
@@ -49,9 +50,29 @@ def test_index_and_search_json(built: Path, capsys: pytest.CaptureFixture[str]) 
     assert [line["rank"] for line in lines] == [1, 2]
     assert lines[0]["doc_id"] == "eiffel"
     assert lines[0]["metadata"] == {"title": "paris", "lang": "en"}
-    assert set(lines[0]) == {"doc_id", "score", "normalized_score", "rank", "text", "metadata"}
+    assert set(lines[0]) == {
+        *("doc_id", "score", "normalized_score", "rank", "text", "metadata"),
+        *("passage", "start", "end", "passage_score"),
+    }
     assert main(["search", "--index", str(built), "-q", "the cat sat on the mat."]) == 0
     assert "cat" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_search_explain_marks_the_matched_words(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    query = "the eiffel tower"
+    assert main(["search", "--index", str(built), "-k", "1", "--json", "--explain", "-q", query]) == 0
+    (line,) = _json_lines(capsys.readouterr().out)
+    explanation = line["explanation"]
+    assert len(explanation) == 8  # one per query token (query_maxlen 8, [MASK] expansion included)
+    assert set(explanation[0]) == {"query_token", "doc_token", "start", "end", "similarity"}
+    assert sum(e["similarity"] for e in explanation) == pytest.approx(line["passage_score"], rel=1e-5)
+    for e in explanation:  # offsets into the passage's text
+        assert 0 <= e["start"] <= e["end"] <= len(line["text"])
+    assert main(["search", "--index", str(built), "-k", "1", "--explain", "-q", query]) == 0
+    out = capsys.readouterr().out
+    assert "**" in out  # marked words (no terminal: ** around them)
+    assert line["doc_id"] in out.splitlines()[0]
 
 
 def test_search_many_queries_and_filters(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -296,7 +317,7 @@ def test_folder_input_hidden_files_bom_and_other_encodings(
     assert main(["search", "--index", str(index), "-k", "5", "--json", "-q", "note"]) == 0
     hits = _json_lines(capsys.readouterr().out)
     assert sorted(h["doc_id"] for h in hits) == ["a.txt", "b.md"]
-    assert {h["doc_id"]: h["text"] for h in hits}["a.txt"] == "the first note"
+    assert Index.open(index).get(["a.txt"])[0].text == "the first note"
     (folder / "c.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     assert main(["add", "--index", str(index), "--input", str(folder), "--upsert", "-q"]) == 1
     assert "c.txt is not UTF-8" in _one_error_line(capsys)

@@ -9,6 +9,7 @@ from colbert_retriever import ConfigError
 from colbert_retriever.maxsim import maxsim
 from colbert_retriever.search.codec import ResidualCodec
 from colbert_retriever.search.plaid import PlaidParams, plaid_search
+from colbert_retriever.storage.documents import Row
 from colbert_retriever.storage.segment import Segment, load_segment, write_compressed_segment
 
 
@@ -39,9 +40,7 @@ def compressed_segment(folder: Path, embeddings: np.ndarray, offsets: np.ndarray
     ids = [str(i) for i in range(n)]
     entry = write_compressed_segment(
         folder,
-        ids,
-        ids,
-        [{}] * n,
+        [Row(i, i) for i in ids],
         np.diff(offsets),
         codes,
         residuals,

@@ -62,7 +62,7 @@ def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
         ("index_type", "ivf", "manifest.index_type must be one of"),
         ("plaid", {"nbits": 3}, "manifest.plaid is not a PlaidConfig"),
         ("segments.0.files", KeyError, r"manifest.segments\[0\].files is missing"),
-        ("segments.0.deleted", [7], r"manifest.segments\[0\].deleted must list rows below n_documents=3"),
+        ("segments.0.deleted", [7], r"manifest.segments\[0\].deleted must list rows below n_rows=3"),
         ("segments.0.name", "../../outside/seg", r"manifest.segments\[0\].name names '../../outside/seg'"),
         ("segments.0.name", "/etc", r"not a plain file or folder name"),
         ("segments.0.name", "..", r"not a plain file or folder name"),

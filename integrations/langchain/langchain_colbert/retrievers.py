@@ -20,8 +20,21 @@ from colbert_retriever import ColBERT, Filter, Hit
 
 
 def hit_to_document(hit: Hit) -> Document:
-    """A core `Hit` as a LangChain `Document`; doc_id, score and rank go into the metadata."""
-    metadata = {**hit.metadata, "doc_id": hit.doc_id, "score": hit.score, "rank": hit.rank}
+    """A core `Hit` as a LangChain `Document` holding the passage that scored. The metadata
+    gets doc_id, score, rank and where the passage lies in the source document (`passage`,
+    `start`, `end`: character offsets, for citations); with highlights, `highlights`: the
+    matched words' [start, end] spans in `page_content`."""
+    metadata = {
+        **hit.metadata,
+        "doc_id": hit.doc_id,
+        "score": hit.score,
+        "rank": hit.rank,
+        "passage": hit.passage,
+        "start": hit.start,
+        "end": hit.end,
+    }
+    if hit.explanation is not None:
+        metadata["highlights"] = [list(span) for span in hit.highlights]
     return Document(id=hit.doc_id, page_content=hit.text, metadata=metadata)
 
 
@@ -39,7 +52,11 @@ class ColBERTRetriever(BaseRetriever):
         k: Documents returned per query; `invoke(query, k=...)` overrides it.
         filter: A core filter-language object, e.g. `{"year": {"$gte": 2020}}` (see
             `colbert_retriever.filters`), or a callable(metadata) -> bool.
+        highlights: Put the matched words' spans into each document's metadata.
         search_kwargs: Extra keyword arguments for `ColBERT.search` (e.g. {"k": 8}).
+
+    Long texts are indexed as passages (the core's default chunking); each result is the
+    best passage of a distinct source document, with its span in that document.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -47,6 +64,7 @@ class ColBERTRetriever(BaseRetriever):
     colbert: ColBERT
     k: int = 4
     filter: Filter | None = None
+    highlights: bool = False
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -98,11 +116,11 @@ class ColBERTRetriever(BaseRetriever):
         return self.colbert.add(texts, ids=kwargs.get("ids", ids), metadata=metadatas)
 
     def delete(self, ids: Sequence[str]) -> None:
-        """Delete documents by id."""
+        """Delete documents by id (every passage of each)."""
         self.colbert.delete(list(ids))
 
     def _search_args(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {"k": self.k, "filters": self.filter, **self.search_kwargs, **kwargs}
+        return {"k": self.k, "filters": self.filter, "highlights": self.highlights, **self.search_kwargs, **kwargs}
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

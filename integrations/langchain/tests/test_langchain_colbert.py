@@ -143,3 +143,26 @@ def test_contextual_compression_over_another_retriever(colbert: ColBERT, model_p
     pipeline = ContextualCompressionRetriever(base_compressor=reranker, base_retriever=base)
     (best,) = pipeline.invoke("Which protocol guarantees that data arrives in order?")
     assert best.page_content.startswith("TCP")
+
+
+def test_long_documents_come_back_as_cited_passages(model_path: Path, tmp_path: Path) -> None:
+    intro = "Paris is the capital of France. " * 3
+    tail = " ".join(f"Sentence {i} is about gardening and the growing of tomatoes." for i in range(40))
+    long_text = f"{intro}\n\n{tail}\n\nThe Eiffel Tower was finished in 1889 for the world fair."
+    retriever = ColBERTRetriever.from_texts(
+        [long_text, "Bananas are yellow."], ids=["report", "fruit"], model=model_path, index_path=tmp_path / "i", k=2
+    )
+    docs = retriever.invoke("When was the Eiffel Tower finished?")
+    assert [d.id for d in docs] == ["report", "fruit"]  # one result per document
+    top = docs[0]
+    assert "1889" in top.page_content
+    assert len(top.page_content) < len(long_text)
+    assert long_text[top.metadata["start"] : top.metadata["end"]] == top.page_content
+    assert top.metadata["passage"] > 0
+    lit = ColBERTRetriever(colbert=retriever.colbert, k=1, highlights=True).invoke(
+        "When was the Eiffel Tower finished?"
+    )
+    spans = lit[0].metadata["highlights"]
+    assert any(lit[0].page_content[s:e] == "Eiffel" for s, e in spans)
+    retriever.delete(["report"])  # every passage of it
+    assert [d.id for d in retriever.invoke("Eiffel Tower")] == ["fruit"]

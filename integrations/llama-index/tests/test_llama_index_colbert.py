@@ -9,7 +9,7 @@ from llama_index.core import Document, Settings
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import QueryFusionRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 from llama_index.retrievers.colbert import ColBERTRerank, ColBERTRetriever
 
@@ -108,3 +108,22 @@ def test_inside_query_engine_and_fusion(colbert: ColBERT) -> None:
     assert response.source_nodes[0].node.node_id == "tcp"
     fusion = QueryFusionRetriever([retriever], similarity_top_k=2, num_queries=1, llm=MockLLM(), use_async=False)
     assert fusion.retrieve(QueryBundle("Who wrote Hamlet?"))[0].node.node_id == "shakespeare"
+
+
+def test_passages_keep_their_source_and_leave_with_it(model_path: Path, tmp_path: Path) -> None:
+    tail = " ".join(f"Sentence {i} is about gardening and the growing of tomatoes." for i in range(40))
+    report = Document(text=f"{tail}\n\nThe Eiffel Tower was finished in 1889.", id_="report")
+    node = TextNode(text="The Louvre is a museum in Paris.", id_="louvre-node")
+    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id="guide")
+    retriever = ColBERTRetriever.from_documents([report], model=model_path, index_path=tmp_path / "i")
+    retriever.insert([node])
+    nodes = retriever.retrieve("When was the Eiffel Tower finished?")
+    assert nodes[0].node.ref_doc_id == "report"
+    assert "1889" in nodes[0].node.get_content()
+    meta = nodes[0].node.metadata
+    assert report.text[meta["start"] : meta["end"]] == nodes[0].node.get_content()
+    louvre = next(n for n in retriever.retrieve("a museum in Paris") if n.node.node_id == "louvre-node")
+    assert louvre.node.ref_doc_id == "guide"
+    retriever.delete_ref_doc("guide")  # the node inserted from it
+    retriever.delete_ref_doc("report")  # the document, every passage
+    assert retriever.retrieve("Eiffel Tower museum") == []

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ logger = logging.getLogger("colbert_retriever.cli")
 
 def index(args: argparse.Namespace) -> int:
     from colbert_retriever.config import PlaidConfig
-    from colbert_retriever.index import index_exists, remove_unused_index
     from colbert_retriever.retriever import ColBERT
+    from colbert_retriever.storage.manifest import index_exists, remove_unused_index
 
     path = Path(args.index)
     if args.nbits is not None and args.index_type == "exact":
@@ -44,6 +45,7 @@ def index(args: argparse.Namespace) -> int:
         plaid=PlaidConfig() if args.nbits is None else PlaidConfig(nbits=args.nbits),
         pool_factor=args.pool_factor,
         exist_ok=args.exist_ok,
+        chunking=_chunking(args),
         **_settings(args),
     )
     try:
@@ -60,6 +62,7 @@ def index(args: argparse.Namespace) -> int:
 def add(args: argparse.Namespace) -> int:
     corpus = _corpus(args)  # the input is checked before the model loads
     retriever = _open(args)
+    retriever.chunking = _chunking(args)
     before = len(retriever)
     count = len(retriever.add_documents(corpus, upsert=args.upsert))
     _report_blank(corpus)
@@ -112,30 +115,69 @@ def search(args: argparse.Namespace) -> int:
         ids, texts = read_queries(args.queries)
         qids = list(ids)
     retriever = _open(args)
-    results = retriever.search_batch(texts, k=args.k, filters=filters)
+    unit = "passage" if args.passages else "document"
+    results = retriever.search_batch(texts, k=args.k, filters=filters, unit=unit, highlights=args.explain)
     for qid, text, hits in zip(qids, texts, results, strict=True):
         if not hits and args.verbose:
             logger.info("no results for %s", repr(text) if qid is None else f"query {qid}")
         if args.json:
             for hit in hits:
-                line = {
-                    "doc_id": hit.doc_id,
-                    "score": hit.score,
-                    "normalized_score": hit.normalized_score,
-                    "rank": hit.rank,
-                    "text": hit.text,
-                    "metadata": hit.metadata,
-                }
+                line = _hit_json(hit)
                 print(json.dumps(line if qid is None else {"qid": qid, **line}, ensure_ascii=False))
             continue
         if qid is not None and hits:
             print(f"# {qid}: {text}")
         for hit in hits:
+            where = f"  [passage {hit.passage}, chars {hit.start}-{hit.end}]" if hit.passage or args.explain else ""
+            if args.explain:
+                print(f"{hit.rank:>3}. {hit.score:8.3f}  {hit.doc_id}{where}")
+                print(textwrap.indent(_marked(hit.text, hit.highlights, sys.stdout.isatty()), "      "))
+                continue
             snippet = " ".join(hit.text.split())
             print(
                 f"{hit.rank:>3}. {hit.score:8.3f}  {hit.doc_id}  {snippet[:100]}{'...' if len(snippet) > 100 else ''}"
+                f"{where}"
             )
     return 0
+
+
+def _hit_json(hit: Any) -> dict[str, Any]:
+    """A hit as `search --json` prints it: `text` is the passage that scored, `start`/`end` its
+    span in the document; with --explain, one entry per query token, spans into `text`."""
+    line = {
+        "doc_id": hit.doc_id,
+        "score": hit.score,
+        "normalized_score": hit.normalized_score,
+        "rank": hit.rank,
+        "text": hit.text,
+        "metadata": hit.metadata,
+        "passage": hit.passage,
+        "start": hit.start,
+        "end": hit.end,
+        "passage_score": hit.passage_score,
+    }
+    if hit.explanation is not None:
+        line["explanation"] = [
+            {
+                "query_token": m.query_token,
+                "doc_token": m.doc_token,
+                "start": m.start,
+                "end": m.end,
+                "similarity": m.similarity,
+            }
+            for m in hit.explanation.matches
+        ]
+    return line
+
+
+def _marked(text: str, spans: list[tuple[int, int]], color: bool) -> str:
+    """`text` with `spans` marked: bold yellow on a terminal, **like this** elsewhere."""
+    begin, end = ("\033[1;33m", "\033[0m") if color else ("**", "**")
+    out, done = [], 0
+    for start, stop in spans:
+        out += [text[done:start], begin, text[start:stop], end]
+        done = stop
+    return "".join([*out, text[done:]]).strip()
 
 
 def info(args: argparse.Namespace) -> int:
@@ -180,6 +222,12 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"batch_size": args.batch_size, "precision": args.precision, "show_progress": not args.quiet}
+
+
+def _chunking(args: argparse.Namespace) -> Any:
+    from colbert_retriever.config import Chunking
+
+    return None if args.no_chunking else Chunking(overlap=args.overlap)
 
 
 def _open(args: argparse.Namespace) -> Any:

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         "$in $nin $gt $gte $lt $lte $exists $contains $and $or $not); repeatable, all must hold",
     )
     sub.add_argument("--json", action="store_true", help="one JSON object per result and line")
+    sub.add_argument(
+        "--explain",
+        action="store_true",
+        help="show each hit's passage with the words that matched marked (--json: an explanation per query token)",
+    )
+    sub.add_argument("--passages", action="store_true", help="the k best passages, several of one document among them")
     _plaid_options(sub)
     _model_options(sub, required=False)
 
@@ -112,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _input_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--input", required=True, help="corpus.jsonl or a folder of .txt/.md files")
     sub.add_argument("--strict", action="store_true", help="refuse blank documents instead of skipping them")
+    sub.add_argument(
+        "--overlap",
+        type=int,
+        default=32,
+        help="texts longer than the model reads are split into passages; word pieces each repeats from the one "
+        "before (default 32)",
+    )
+    sub.add_argument(
+        "--no-chunking",
+        action="store_true",
+        help="store each text cut at the model's doc_maxlen instead of as passages (counted in a warning)",
+    )
 
 
 def _model_options(sub: argparse.ArgumentParser, *, required: bool) -> None:

@@ -1,5 +1,6 @@
 """Search dispatch: a filter becomes per-segment masks, the index's kind picks exact MaxSim or
-PLAID's stages, and the winning positions become `Hit`s with their documents read."""
+PLAID's stages over the stored rows (passages), and rows become documents: each document is
+scored from its passages and comes back with the one that scored best."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from colbert_retriever.config import SearchConfig
+from colbert_retriever.config import SearchConfig, Unit
+from colbert_retriever.errors import ConfigError
 from colbert_retriever.precision import scoring_dtype
 from colbert_retriever.results import Hit
 from colbert_retriever.search.codec import ResidualCodec
 from colbert_retriever.search.exact import exact_search
 from colbert_retriever.search.plaid import PlaidParams, plaid_search
 from colbert_retriever.storage.segment import Segment
+
+_WIDEN = 4  # rows fetched per document wanted, and the factor by which a short search widens
 
 
 def search(
@@ -25,55 +29,123 @@ def search(
     k: int,
     accept: Callable[[Segment], np.ndarray] | None,
     config: SearchConfig,
+    unit: Unit = "document",
+    split: bool = True,
 ) -> list[list[Hit]]:
     """Top-k hits per query over `segments` (compressed with `codec`, or exact if None).
 
     Args:
-        accept: Per segment, its (n_documents,) bool mask of documents that pass the
-            filters (`filters.compile_filter`), or None for no filter.
+        accept: Per segment, its (n_rows,) bool mask of rows that pass the filters
+            (`filters.compile_filter`), or None for no filter.
+        unit: "document": the k best documents, each scored from its passages
+            (`SearchConfig.passage_weights`); "passage": the k best passages.
+        split: Whether any document is stored as several passages (else rows are documents).
     """
+    if unit not in ("document", "passage"):
+        msg = f"unit must be 'document' or 'passage', got {unit!r}"
+        raise ConfigError(msg)
     allowed = [~seg.deleted & accept(seg) if accept else ~seg.deleted for seg in segments]
-    if codec is None:
-        scores, positions = exact_search(segments, queries, allowed, k=k, config=config)
-        found = list(zip(scores, positions, strict=True))
-    else:
-        overrides = {"ncells": config.ncells, "ndocs": config.ndocs}
-        params = dataclasses.replace(
-            PlaidParams.for_k(k),
-            **{name: value for name, value in overrides.items() if value is not None},
-            centroid_score_threshold=config.centroid_score_threshold,
-        )
-        found = plaid_search(
-            codec, segments, queries, allowed, k=k, params=params, dtype=scoring_dtype(config.scoring_dtype)
-        )
     bases = np.zeros(len(segments) + 1, dtype=np.int64)
-    np.cumsum([seg.n_documents for seg in segments], out=bases[1:])
-    return [
-        _hits(segments, bases, row_scores, row_positions, n_tokens=len(q))
-        for q, (row_scores, row_positions) in zip(queries, found, strict=True)
-    ]
+    np.cumsum([seg.n_rows for seg in segments], out=bases[1:])
+    grouped = unit == "document" and split
+    n_allowed = int(sum(int(mask.sum()) for mask in allowed)) if grouped else 0
+    n_rows = k * _WIDEN if grouped else k
+    while True:  # k documents may need more rows than k: widen until found or every row is in
+        found = _rows(segments, codec, queries, allowed, k=k, n_rows=n_rows, config=config)
+        if not grouped:
+            return [
+                _hits(segments, bases, scores, positions, None, k=k, n_tokens=len(q))
+                for q, (scores, positions) in zip(queries, found, strict=True)
+            ]
+        ranked = [_documents(segments, bases, scores, positions, config.passage_weights) for scores, positions in found]
+        if n_rows >= n_allowed or all(len(docs) >= k for docs in ranked):
+            return [
+                _hits(segments, bases, scores, positions, docs, k=k, n_tokens=len(q))
+                for q, (scores, positions), docs in zip(queries, found, ranked, strict=True)
+            ]
+        n_rows *= _WIDEN
 
 
-def _hits(
-    segments: Sequence[Segment], bases: np.ndarray, scores: np.ndarray, positions: np.ndarray, *, n_tokens: int
-) -> list[Hit]:
-    """Hits for one query, score descending, ties broken by doc_id."""
-    found = []
+def _rows(
+    segments: Sequence[Segment],
+    codec: ResidualCodec | None,
+    queries: Sequence[np.ndarray],
+    allowed: Sequence[np.ndarray],
+    *,
+    k: int,
+    n_rows: int,
+    config: SearchConfig,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per query, the best `n_rows` rows: (scores, positions) by exact MaxSim or PLAID."""
+    if codec is None:
+        scores, positions = exact_search(segments, queries, allowed, k=n_rows, config=config)
+        return list(zip(scores, positions, strict=True))
+    overrides = {"ncells": config.ncells, "ndocs": config.ndocs}
+    params = dataclasses.replace(
+        PlaidParams.for_k(k),  # stage sizes for k documents; plaid_search keeps at least n_rows
+        **{name: value for name, value in overrides.items() if value is not None},
+        centroid_score_threshold=config.centroid_score_threshold,
+    )
+    return plaid_search(
+        codec, segments, queries, allowed, k=n_rows, params=params, dtype=scoring_dtype(config.scoring_dtype)
+    )
+
+
+def _documents(
+    segments: Sequence[Segment], bases: np.ndarray, scores: np.ndarray, positions: np.ndarray, weights: Sequence[float]
+) -> list[tuple[float, int]]:
+    """(document score, position of its best row) per document among the rows found, best
+    first. A document's score is the weighted sum of its found passages' scores, best first."""
+    by_document: dict[int, list[tuple[float, int]]] = {}
     for score, position in zip(scores.tolist(), positions.tolist(), strict=True):
         if position < 0 or score == -np.inf:
             continue
         seg_no = int(np.searchsorted(bases, position, side="right")) - 1
-        (document,) = segments[seg_no].documents.read([position - int(bases[seg_no])])
-        found.append((score, document))
-    found.sort(key=lambda item: (-item[0], item[1].doc_id))
+        row = position - int(bases[seg_no])
+        first = int(bases[seg_no]) + row - int(segments[seg_no].documents.passages[row])
+        by_document.setdefault(first, []).append((score, position))
+    out = []
+    for passages in by_document.values():
+        passages.sort(key=lambda item: -item[0])
+        out.append((sum(w * s for w, (s, _) in zip(weights, passages, strict=False)), passages[0][1]))
+    out.sort(key=lambda item: -item[0])
+    return out
+
+
+def _hits(
+    segments: Sequence[Segment],
+    bases: np.ndarray,
+    scores: np.ndarray,
+    positions: np.ndarray,
+    documents: list[tuple[float, int]] | None,
+    *,
+    k: int,
+    n_tokens: int,
+) -> list[Hit]:
+    """Hits for one query, score descending, ties broken by doc_id then passage. `documents`:
+    (document score, best row) pairs; None: each row is its own hit."""
+    row_score = dict(zip(positions.tolist(), scores.tolist(), strict=True))
+    chosen = (
+        documents[:k] if documents is not None else [(s, p) for p, s in row_score.items() if p >= 0 and s > -np.inf]
+    )
+    found = []
+    for score, position in chosen:
+        seg_no = int(np.searchsorted(bases, position, side="right")) - 1
+        (row,) = segments[seg_no].documents.read([position - int(bases[seg_no])])
+        found.append((score, row_score[position], row))
+    found.sort(key=lambda item: (-item[0], item[2].doc_id, item[2].passage))
     return [
         Hit(
-            doc_id=doc.doc_id,
+            doc_id=row.doc_id,
             score=score,
             normalized_score=score / n_tokens,
             rank=rank,
-            text=doc.text,
-            metadata=doc.metadata,
+            text=row.text,
+            metadata=row.metadata,
+            passage=row.passage,
+            start=row.start,
+            end=row.start + len(row.text),
+            passage_score=passage_score,
         )
-        for rank, (score, doc) in enumerate(found, start=1)
+        for rank, (score, passage_score, row) in enumerate(found[:k], start=1)
     ]

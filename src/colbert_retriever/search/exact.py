@@ -33,7 +33,7 @@ def exact_search(
     Args:
         segments: The index's segments.
         queries: One (n_tokens, dim) float32 array per query.
-        allowed: Per segment, (n_documents,) bool: live rows that pass the filters.
+        allowed: Per segment, (n_rows,) bool: live rows that pass the filters.
         k: Results per query.
         config: Chunking bounds.
 

@@ -84,7 +84,7 @@ def plaid_search(
         codec: The index's centroids and residual buckets.
         segments: Segments with `compressed` arrays.
         queries: One (n_tokens, dim) float32 array per query.
-        allowed: Per segment, (n_documents,) bool: live rows that pass the filters.
+        allowed: Per segment, (n_rows,) bool: live rows that pass the filters.
         k: Results per query.
         params: Stage settings.
         dtype: The type of the exact rerank's residual matmul (`precision.scoring_dtype`).
@@ -180,7 +180,7 @@ def _interaction(
     starts, lengths = compressed.ivf_offsets[ids], compressed.ivf_offsets[ids + 1] - compressed.ivf_offsets[ids]
     local = np.cumsum(lengths) - lengths
     docs = compressed.ivf_docs[np.repeat(starts - local, lengths) + np.arange(lengths.sum())]
-    if len(docs) and (docs.min() < 0 or docs.max() >= segment.n_documents):  # a negative row would not fail
+    if len(docs) and (docs.min() < 0 or docs.max() >= segment.n_rows):  # a negative row would not fail
         msg = f"segment {segment.name}: ivf_docs.npy refers to a document row out of range"
         raise IndexCorruptError(msg)
     keep = allowed[docs]

@@ -16,24 +16,37 @@ import numpy as np
 from colbert_retriever.results import Document, Hit
 
 if TYPE_CHECKING:
+    from colbert_retriever.config import Unit
     from colbert_retriever.filters import Filter
+    from colbert_retriever.storage.documents import Row
 
 
 @dataclass(frozen=True)
 class DocumentBatch:
-    """Documents to write, with their token vectors.
+    """Documents to write, with their token vectors, one entry per stored row.
+
+    A document longer than the model reads is several rows, its passages: consecutive
+    entries with the same id, passage numbers 0, 1, ... and the character where each
+    passage's text starts in the document's text. Without `passages`, every row is a whole
+    document.
 
     Attributes:
-        ids: Caller's document ids.
-        texts: Document texts.
-        metadata: One JSON-serialisable dict per document.
-        vectors: One (n_tokens, dim) float array per document.
+        ids: Caller's document id of each row.
+        texts: Each row's text (the document's, or the passage's).
+        metadata: One JSON-serialisable dict per row (a document's passages share it).
+        vectors: One (n_tokens, dim) float array per row.
+        passages: Each row's passage number (empty: all 0).
+        starts: Where each row's text starts in its document's text (empty: all 0).
+        cut: Rows whose text was longer than the model reads, stored as one row anyway.
     """
 
     ids: list[str]
     texts: list[str]
     metadata: list[dict[str, Any]] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
+    passages: list[int] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    cut: list[int] = field(default_factory=list)
 
 
 class Store(Protocol):
@@ -57,4 +70,10 @@ class Store(Protocol):
 
     def get(self, doc_ids: Sequence[str]) -> list[Document]: ...
 
-    def search(self, queries: Sequence[np.ndarray], *, k: int, filters: Filter | None = None) -> list[list[Hit]]: ...
+    def search(
+        self, queries: Sequence[np.ndarray], *, k: int, filters: Filter | None = None, unit: Unit = "document"
+    ) -> list[list[Hit]]: ...
+
+    def passages(self, doc_id: str, numbers: Sequence[int] | None = None) -> list[tuple[Row, np.ndarray]]:
+        """Each stored passage of `doc_id` with its (n_tokens, dim) float32 token vectors."""
+        ...

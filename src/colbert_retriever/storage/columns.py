@@ -151,8 +151,8 @@ class KeyColumn:
 class Columns:
     """A segment's metadata columns, memory-mapped, with string lookups by binary search."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], n_documents: int) -> None:
-        self.n_documents = n_documents
+    def __init__(self, arrays: dict[str, np.ndarray], n_rows: int) -> None:
+        self.n_rows = n_rows
         self._strings = arrays["meta_strings"].data  # a memoryview: slicing it copies nothing
         self._offsets = arrays["meta_string_offsets"]
         self._values = arrays["meta_values"].reshape(3, -1)

@@ -2,12 +2,16 @@
 
 Nothing is parsed when an index opens; a search reads only its hits' lines. Files:
 
-* ``documents.jsonl``: one ``{"doc_id", "text", "metadata"}`` object per line, in row order,
-  readable by any JSON Lines reader;
-* ``document_offsets.npy``: (n_documents + 1,) int64 byte offset of each line;
-* ``id_index.npy``: (2, n_documents) uint64: the ids' 64-bit hashes, sorted, above the rows
-  they belong to. Finding an id is a binary search, confirmed by reading the row's id, so a
-  hash collision can never return another document;
+* ``documents.jsonl``: one ``{"doc_id", "text", "metadata", "passage", "start"}`` object per
+  row, in row order, readable by any JSON Lines reader. A row is a passage: `text` is the
+  document's text from character `start` on; a document is its consecutive rows with passage
+  numbers 0, 1, ... (one row, passage 0, for a text that fits the model);
+* ``passages.npy``: (n_rows,) int32 passage number of each row, so a search groups rows
+  into documents without reading a line;
+* ``document_offsets.npy``: (n_rows + 1,) int64 byte offset of each line;
+* ``id_index.npy``: (2, n_rows) uint64: the document ids' 64-bit hashes, sorted, above the
+  rows they belong to (every passage of a document). Finding an id is a binary search,
+  confirmed by reading the row's id, so a hash collision can never return another document;
 * the metadata columns (see columns.py).
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,11 +28,10 @@ from typing import Any
 import numpy as np
 
 from colbert_retriever.errors import IndexCorruptError
-from colbert_retriever.results import Document
 from colbert_retriever.storage import columns
 from colbert_retriever.storage.atomic import FileInfo, write_bytes, write_npy
 
-FILES = ("documents.jsonl", "document_offsets.npy", "id_index.npy", *columns.FILES)
+FILES = ("documents.jsonl", "document_offsets.npy", "id_index.npy", "passages.npy", *columns.FILES)
 _ID_PREFIX = b'{"doc_id": '  # how every line starts: the id can be read alone
 _LINE = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
@@ -38,15 +42,41 @@ def hash_ids(doc_ids: Iterable[str]) -> np.ndarray:
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
-def write_documents(
-    folder: Path, doc_ids: Sequence[str], texts: Sequence[str], metadata: Sequence[dict[str, Any]]
-) -> dict[str, FileInfo]:
+@dataclass(frozen=True)
+class Row:
+    """One stored row: passage `passage` of document `doc_id`, its text starting at
+    character `start` of the document's text."""
+
+    doc_id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    passage: int = 0
+    start: int = 0
+
+
+def join_passages(rows: Sequence[Row]) -> str:
+    """A document's text from its rows in passage order. Passages cover the text without
+    gaps (each starts at or before the previous one's end), so overlaps are dropped."""
+    text = rows[0].text
+    for row in rows[1:]:
+        if row.start > len(text):
+            msg = f"document {row.doc_id!r}: passage {row.passage} starts past the end of the one before"
+            raise IndexCorruptError(msg)
+        text += row.text[len(text) - row.start :]
+    return text
+
+
+def write_documents(folder: Path, rows: Sequence[Row]) -> dict[str, FileInfo]:
     """Write the document files of a segment; return their manifest entries."""
     lines = [
-        _LINE.encode({"doc_id": d, "text": t, "metadata": m}).encode("utf-8") + b"\n"
-        for d, t, m in zip(doc_ids, texts, metadata, strict=True)
+        _LINE.encode(
+            {"doc_id": r.doc_id, "text": r.text, "metadata": r.metadata, "passage": r.passage, "start": r.start}
+        ).encode("utf-8")
+        + b"\n"
+        for r in rows
     ]
-    offsets = np.zeros(len(lines) + 1, dtype=np.int64)  # (n_documents + 1,) int64
+    doc_ids = [r.doc_id for r in rows]
+    offsets = np.zeros(len(lines) + 1, dtype=np.int64)  # (n_rows + 1,) int64
     np.cumsum([len(line) for line in lines], out=offsets[1:])
     hashes = hash_ids(doc_ids)
     order = np.argsort(hashes, kind="stable")
@@ -54,16 +84,17 @@ def write_documents(
         "documents.jsonl": write_bytes(folder / "documents.jsonl", b"".join(lines)),
         "document_offsets.npy": write_npy(folder / "document_offsets.npy", offsets),
         "id_index.npy": write_npy(folder / "id_index.npy", np.stack([hashes[order], order.astype(np.uint64)])),
+        "passages.npy": write_npy(folder / "passages.npy", np.array([r.passage for r in rows], dtype=np.int32)),
     }
-    return files | columns.write_columns(folder, metadata)
+    return files | columns.write_columns(folder, [r.metadata for r in rows])
 
 
 class DocumentTable:
     """The documents of one segment, memory-mapped and read on demand (thread-safe: reads only)."""
 
-    def __init__(self, folder: Path, n_documents: int) -> None:
+    def __init__(self, folder: Path, n_rows: int) -> None:
         self.folder = folder
-        self.n_documents = n_documents
+        self.n_rows = n_rows
 
     @cached_property
     def _lines(self) -> np.ndarray:
@@ -78,27 +109,31 @@ class DocumentTable:
         return self._load("id_index.npy")
 
     @cached_property
+    def passages(self) -> np.ndarray:
+        """(n_rows,) int32 passage number of each row; a document starts at each 0."""
+        return self._load("passages.npy")
+
+    @cached_property
     def columns(self) -> columns.Columns:
         """The metadata columns, for filters."""
         arrays = {name.removesuffix(".npy"): self._load(name) for name in columns.FILES}
-        return columns.Columns(arrays, self.n_documents)
+        return columns.Columns(arrays, self.n_rows)
 
     def structure_problem(self) -> str | None:
         """What is inconsistent between the documents file, its line offsets and the id
         index (reads the offsets and the index whole), or None."""
         offsets, id_index = self._offsets, self._id_index
-        if (
-            offsets.shape != (self.n_documents + 1,)
-            or offsets[0] != 0
-            or (np.diff(offsets.astype(np.int64)) <= 0).any()
-        ):
+        if offsets.shape != (self.n_rows + 1,) or offsets[0] != 0 or (np.diff(offsets.astype(np.int64)) <= 0).any():
             return "document_offsets.npy is not one increasing offset per document"
         if int(offsets[-1]) != len(self._lines):
             return "document_offsets.npy does not end at the end of documents.jsonl"
-        if id_index.shape != (2, self.n_documents) or not np.array_equal(
-            np.sort(id_index[1]), np.arange(self.n_documents)
-        ):
+        if id_index.shape != (2, self.n_rows) or not np.array_equal(np.sort(id_index[1]), np.arange(self.n_rows)):
             return "id_index.npy does not list each document row once"
+        passages = self.passages.astype(np.int64)
+        if passages.shape != (self.n_rows,) or (self.n_rows and passages[0] != 0):
+            return "passages.npy does not hold one passage number per row, starting at 0"
+        if ((passages[1:] != 0) & (passages[1:] != passages[:-1] + 1)).any():
+            return "passages.npy does not number each document's passages 0, 1, ..."
         return None
 
     def _load(self, name: str) -> np.ndarray:
@@ -111,13 +146,15 @@ class DocumentTable:
     def _line(self, row: int) -> bytes:
         return bytes(self._lines[self._offsets[row] : self._offsets[row + 1]])
 
-    def read(self, rows: Iterable[int]) -> list[Document]:
-        """The documents at `rows`, in that order."""
+    def read(self, rows: Iterable[int]) -> list[Row]:
+        """The rows at `rows`, in that order."""
         out = []
         for row in rows:
             try:
                 item = json.loads(self._line(row))
-                out.append(Document(doc_id=item["doc_id"], text=item["text"], metadata=item["metadata"]))
+                out.append(
+                    Row(item["doc_id"], item["text"], item["metadata"], int(item["passage"]), int(item["start"]))
+                )
             except (ValueError, KeyError, TypeError) as exc:
                 msg = f"cannot read document row {row} of {self.folder / 'documents.jsonl'}: {exc}"
                 raise IndexCorruptError(msg) from exc

@@ -11,6 +11,7 @@ field) before anything touches a file, and the rest of the library sees only `Ma
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -23,10 +24,11 @@ from typing import Any, NoReturn
 from colbert_retriever._version import __version__
 from colbert_retriever.config import IndexType, PlaidConfig
 from colbert_retriever.errors import ColbertRetrieverError, IndexCorruptError, IndexNotFoundError, IndexVersionError
-from colbert_retriever.storage.atomic import FileInfo, write_bytes
+from colbert_retriever.storage.atomic import WRITER_PID, FileInfo, write_bytes
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
+STAGING = "staging"  # writers' segments before their commit (transaction.py)
 _FOLDER_NAME = re.compile(r"[0-9A-Za-z_-]{1,128}")  # segment and codec folders: one plain component
 _FILE_NAME = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z_.-]{0,127}")
 _INDEX_TYPES = ("exact", "plaid", "auto")
@@ -34,13 +36,21 @@ _INDEX_TYPES = ("exact", "plaid", "auto")
 
 @dataclass(frozen=True)
 class SegmentEntry:
-    """A live segment: folder name under ``segments/``, counts, files, deleted rows."""
+    """A live segment: folder name under ``segments/``, counts, files, deleted rows.
+
+    A row is one stored passage; a document is one or more consecutive rows of one
+    segment (passages 0, 1, ...). `deleted_documents` counts the documents among `deleted`;
+    `cut` lists rows whose text was longer than the model reads (stored without passages).
+    """
 
     name: str
+    n_rows: int
     n_documents: int
     n_tokens: int
     files: Mapping[str, FileInfo]
     deleted: tuple[int, ...] = ()
+    deleted_documents: int = 0
+    cut: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class Manifest:
     codec: CodecEntry | None = None
     generation: int = 0
     n_documents: int = 0
+    n_passages: int = 0
     n_tokens: int = 0
     segments: tuple[SegmentEntry, ...] = ()
     retired: tuple[str, ...] = ()  # folders dropped by the last commit: readers of the one before may need them
@@ -96,7 +107,8 @@ class Manifest:
             self,
             library_version=__version__,
             generation=self.generation + 1,
-            n_documents=sum(s.n_documents - len(s.deleted) for s in segments),
+            n_documents=sum(s.n_documents - s.deleted_documents for s in segments),
+            n_passages=sum(s.n_rows - len(s.deleted) for s in segments),
             n_tokens=n_tokens,
             segments=tuple(segments),
             codec=codec,
@@ -129,7 +141,7 @@ def read_manifest(folder: Path) -> Manifest:
         msg = f"index {folder} has format_version {version}, this library reads {FORMAT_VERSION}; " + (
             f"upgrade colbert-retriever (the index was written by {raw.get('library_version')})"
             if newer
-            else "rebuild it with this version (the format changed so that an index opens without parsing its texts)"
+            else "rebuild it with this version (format 3 stores long documents as passages)"
         )
         raise IndexVersionError(msg)
     return reader.manifest(raw)
@@ -161,6 +173,31 @@ def collect_garbage(path: Path, manifest: Manifest) -> None:
         for folder in parent.iterdir() if parent.is_dir() else ():
             if folder.name not in keep:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def index_exists(path: str | Path) -> bool:
+    """Whether `path` holds an index (its manifest), without reading it."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def remove_unused_index(path: str | Path, *, remove_folder: bool) -> None:
+    """Remove an index that never committed a write (what a failed first write leaves
+    behind), and its folder too if `remove_folder`; an index with any commit stays."""
+    path = Path(path)
+    try:
+        if read_manifest(path).generation != 0:
+            return
+    except ColbertRetrieverError:
+        return
+    for name in (MANIFEST, "segments", "codecs", STAGING, "write.lock", WRITER_PID):  # what create made
+        target = path / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+    if remove_folder:
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only if nothing else is in it
 
 
 class _Reader:
@@ -201,18 +238,28 @@ class _Reader:
             for name, info in files.items()
         }
 
+    def rows(self, raw: object, key: str, n_rows: int, where: str) -> tuple[int, ...]:
+        rows = self.get(raw, key, list, where)
+        if not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < n_rows for r in rows):
+            self.fail(f"{where}.{key}", f"must list rows below n_rows={n_rows}")
+        return tuple(sorted(set(rows)))
+
     def segment(self, raw: object, where: str) -> SegmentEntry:
-        n_documents = self.get(raw, "n_documents", int, where)
-        deleted = self.get(raw, "deleted", list, where)
-        if not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < n_documents for r in deleted):
-            self.fail(f"{where}.deleted", f"must list rows below n_documents={n_documents}")
-        return SegmentEntry(
+        n_rows = self.get(raw, "n_rows", int, where)
+        deleted = self.rows(raw, "deleted", n_rows, where)
+        entry = SegmentEntry(
             name=self.name(self.get(raw, "name", str, where), f"{where}.name"),
-            n_documents=n_documents,
+            n_rows=n_rows,
+            n_documents=self.get(raw, "n_documents", int, where),
             n_tokens=self.get(raw, "n_tokens", int, where),
             files=self.files(raw, where),
-            deleted=tuple(sorted(set(deleted))),
+            deleted=deleted,
+            deleted_documents=self.get(raw, "deleted_documents", int, where),
+            cut=self.rows(raw, "cut", n_rows, where),
         )
+        if not entry.deleted_documents <= entry.n_documents <= n_rows or entry.deleted_documents > len(deleted):
+            self.fail(where, "has document counts that do not fit its rows")
+        return entry
 
     def codec(self, raw: object) -> CodecEntry | None:
         if raw is None:
@@ -250,6 +297,7 @@ class _Reader:
             plaid=plaid_config,
             codec=self.codec(raw.get("codec")),
             n_documents=self.get(raw, "n_documents", int, "manifest"),
+            n_passages=self.get(raw, "n_passages", int, "manifest"),
             n_tokens=self.get(raw, "n_tokens", int, "manifest"),
             segments=tuple(self.segment(s, f"manifest.segments[{i}]") for i, s in enumerate(segments)),
             retired=tuple(self.name(r, "manifest.retired") for r in retired),

@@ -2,7 +2,7 @@
 
 Every segment folder holds, readable without this library:
 
-* ``doclens.npy``: (n_documents,) int64, tokens per document, in order;
+* ``doclens.npy``: (n_rows,) int64, tokens per document, in order;
 * the documents, read lazily (see storage/documents.py: ``documents.jsonl``, its line
   offsets, an id index and the metadata columns);
 
@@ -28,14 +28,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from colbert_retriever.errors import IndexCorruptError
 from colbert_retriever.storage import documents
 from colbert_retriever.storage.atomic import FileInfo, fsync_dir, sha256_file, write_npy
-from colbert_retriever.storage.documents import DocumentTable
+from colbert_retriever.storage.documents import DocumentTable, Row
 from colbert_retriever.storage.manifest import SegmentEntry
 
 VECTOR_FILES = ("embeddings.npy",)
@@ -60,11 +59,12 @@ class Segment:
 
     Attributes:
         name: Folder name under ``segments/``.
-        offsets: (n_documents + 1,) int64; document i is tokens offsets[i]:offsets[i+1].
-        deleted: (n_documents,) bool tombstones.
+        offsets: (n_rows + 1,) int64; document i is tokens offsets[i]:offsets[i+1].
+        deleted: (n_rows,) bool tombstones.
         documents: Ids, texts and metadata, read on demand.
         embeddings: (n_tokens, dim) float16 in an exact index, else None.
         compressed: The compressed tokens in a PLAID index, else None.
+        cut: Rows whose text was longer than the model reads (stored without passages).
     """
 
     name: str
@@ -73,14 +73,27 @@ class Segment:
     documents: DocumentTable
     embeddings: np.ndarray | None = None
     compressed: Compressed | None = None
+    cut: tuple[int, ...] = ()
 
     @property
-    def n_documents(self) -> int:
+    def n_rows(self) -> int:
         return len(self.offsets) - 1
 
     @property
     def live_rows(self) -> np.ndarray:
         return np.flatnonzero(~self.deleted)
+
+    def first_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The first row (passage 0) of the document each of `rows` belongs to."""
+        return rows - self.documents.passages[rows]
+
+    def document_rows(self, first: int) -> np.ndarray:
+        """Every row of the document starting at row `first`, in passage order."""
+        passages = self.documents.passages
+        stop = first + 1
+        while stop < self.n_rows and passages[stop] != 0:
+            stop += 1
+        return np.arange(first, stop)
 
     def tokens(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Token indices of documents `rows`, back to back, and their (len(rows) + 1,)
@@ -108,30 +121,26 @@ class Segment:
 
 
 def write_segment(
-    folder: Path,
-    doc_ids: Sequence[str],
-    texts: Sequence[str],
-    metadata: Sequence[dict[str, Any]],
-    vectors: Sequence[np.ndarray],
+    folder: Path, rows: Sequence[Row], vectors: Sequence[np.ndarray], cut: Sequence[int] = ()
 ) -> SegmentEntry:
-    """Write a new exact segment folder; return its manifest entry (counts and file checksums)."""
+    """Write a new exact segment folder; return its manifest entry (counts and file
+    checksums). `cut`: rows whose text was longer than the model reads."""
     folder.mkdir(parents=True)
     embeddings = np.concatenate(vectors, dtype=np.float16)  # (n_tokens, dim) float16
-    doclens = np.array([len(v) for v in vectors], dtype=np.int64)  # (n_documents,) int64
+    doclens = np.array([len(v) for v in vectors], dtype=np.int64)  # (n_rows,) int64
     files = {"embeddings.npy": write_npy(folder / "embeddings.npy", embeddings)}
-    return _finish(folder, files, doc_ids, texts, metadata, doclens)
+    return _finish(folder, files, rows, doclens, cut)
 
 
 def write_compressed_segment(
     folder: Path,
-    doc_ids: Sequence[str],
-    texts: Sequence[str],
-    metadata: Sequence[dict[str, Any]],
+    rows: Sequence[Row],
     doclens: np.ndarray,
     codes: np.ndarray,
     residuals: np.ndarray,
     norms: np.ndarray,
     n_centroids: int,
+    cut: Sequence[int] = (),
 ) -> SegmentEntry:
     """Write a new compressed segment folder, inverted lists included; return its manifest entry."""
     folder.mkdir(parents=True)
@@ -148,27 +157,24 @@ def write_compressed_segment(
         "ivf_offsets.npy": write_npy(folder / "ivf_offsets.npy", ivf_offsets),
         "ivf_docs.npy": write_npy(folder / "ivf_docs.npy", ivf_docs.astype(np.int32)),
     }
-    return _finish(folder, files, doc_ids, texts, metadata, np.asarray(doclens, dtype=np.int64))
+    return _finish(folder, files, rows, np.asarray(doclens, dtype=np.int64), cut)
 
 
 def _finish(
-    folder: Path,
-    files: dict[str, FileInfo],
-    doc_ids: Sequence[str],
-    texts: Sequence[str],
-    metadata: Sequence[dict[str, Any]],
-    doclens: np.ndarray,
+    folder: Path, files: dict[str, FileInfo], rows: Sequence[Row], doclens: np.ndarray, cut: Sequence[int]
 ) -> SegmentEntry:
     """Write the files every segment has and return the manifest entry."""
     files["doclens.npy"] = write_npy(folder / "doclens.npy", doclens)
-    files |= documents.write_documents(folder, doc_ids, texts, metadata)
+    files |= documents.write_documents(folder, rows)
     fsync_dir(folder)
     fsync_dir(folder.parent)
     return SegmentEntry(
         name=folder.name,
-        n_documents=len(doclens),
+        n_rows=len(doclens),
+        n_documents=sum(row.passage == 0 for row in rows),
         n_tokens=int(doclens.sum()),
         files=files,
+        cut=tuple(sorted(cut)),
     )
 
 
@@ -191,18 +197,19 @@ def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
         raise IndexCorruptError(msg) from exc
     doclens = np.asarray(arrays.pop("doclens"))
     tokens = arrays["embeddings" if "embeddings" in arrays else "codes"]
-    if len(doclens) != entry.n_documents or tokens.shape[0] != int(doclens.sum()):
+    if len(doclens) != entry.n_rows or tokens.shape[0] != int(doclens.sum()):
         msg = f"segment {folder} does not match its manifest entry (documents or tokens differ)"
         raise IndexCorruptError(msg)
-    offsets = np.zeros(entry.n_documents + 1, dtype=np.int64)
+    offsets = np.zeros(entry.n_rows + 1, dtype=np.int64)
     np.cumsum(doclens, out=offsets[1:])
     return Segment(
         name=folder.name,
         offsets=offsets,
         deleted=deleted_mask(entry),
-        documents=DocumentTable(folder, entry.n_documents),
+        documents=DocumentTable(folder, entry.n_rows),
         embeddings=arrays.pop("embeddings", None),
         compressed=Compressed(**arrays) if arrays else None,
+        cut=entry.cut,
     )
 
 
@@ -211,7 +218,7 @@ def check_structure(folder: Path, segment: Segment, *, dim: int, n_centroids: in
     and still wrong): token counts, vector shapes, centroid codes and inverted lists in
     range, document offsets. Reads every array; `IndexCorruptError` names the first problem.
     `n_centroids` and `packed_width` matter only for compressed segments."""
-    n_docs, n_tokens = segment.n_documents, int(segment.offsets[-1])
+    n_docs, n_tokens = segment.n_rows, int(segment.offsets[-1])
     problem = None
     if (np.diff(segment.offsets) < 1).any():
         problem = "doclens.npy has a document without tokens"
@@ -238,8 +245,8 @@ def check_structure(folder: Path, segment: Segment, *, dim: int, n_centroids: in
 
 
 def deleted_mask(entry: SegmentEntry) -> np.ndarray:
-    """(n_documents,) bool tombstones of a manifest segment entry."""
-    deleted = np.zeros(entry.n_documents, dtype=bool)
+    """(n_rows,) bool tombstones of a manifest segment entry."""
+    deleted = np.zeros(entry.n_rows, dtype=bool)
     deleted[np.asarray(entry.deleted, dtype=np.int64)] = True
     return deleted
 

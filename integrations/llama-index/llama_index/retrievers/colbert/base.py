@@ -14,7 +14,7 @@ from typing import Any
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import BaseNode, NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.types import (
     FilterCondition,
     FilterOperator,
@@ -23,10 +23,11 @@ from llama_index.core.vector_stores.types import (
 )
 from pydantic import Field, PrivateAttr
 
-from colbert_retriever import ColBERT, Hit
+from colbert_retriever import ColBERT, Hit, Index
 
 # Added to each node's metadata, kept out of what the LLM and embedders see.
-RESULT_KEYS = ["doc_id", "score", "rank"]
+REF_DOC_KEY = "ref_doc_id"  # a node's source document, kept in the stored metadata
+RESULT_KEYS = ["doc_id", "score", "rank", "passage", "start", "end", "highlights", REF_DOC_KEY]
 
 # LlamaIndex operators as the core filter language's (colbert_retriever.filters)
 _OPERATORS = {
@@ -78,13 +79,30 @@ def _to_core(item: MetadataFilter | MetadataFilters) -> dict[str, Any]:
 
 
 def hit_to_node(hit: Hit) -> NodeWithScore:
-    """A core `Hit` as a `NodeWithScore`: the node's id is the document id, score is MaxSim."""
+    """A core `Hit` as a `NodeWithScore` holding the passage that scored: the node's id is
+    the stored id, its SOURCE relationship (`ref_doc_id`) the document it came from (the
+    inserted node's own source, else the stored document), score is MaxSim. The metadata
+    gets the passage's span in the stored text (`passage`, `start`, `end`) and, with
+    highlights, the matched words' [start, end] spans in the node's text."""
+    metadata = {
+        **hit.metadata,
+        "doc_id": hit.doc_id,
+        "score": hit.score,
+        "rank": hit.rank,
+        "passage": hit.passage,
+        "start": hit.start,
+        "end": hit.end,
+    }
+    if hit.explanation is not None:
+        metadata["highlights"] = [list(span) for span in hit.highlights]
+    source = str(hit.metadata.get(REF_DOC_KEY, hit.doc_id))
     node = TextNode(
         id_=hit.doc_id,
         text=hit.text,
-        metadata={**hit.metadata, "doc_id": hit.doc_id, "score": hit.score, "rank": hit.rank},
+        metadata=metadata,
         excluded_llm_metadata_keys=RESULT_KEYS,
         excluded_embed_metadata_keys=RESULT_KEYS,
+        relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=source)},
     )
     return NodeWithScore(node=node, score=hit.score)
 
@@ -97,6 +115,9 @@ class ColBERTRetriever(BaseRetriever):
 
             retriever = ColBERTRetriever.from_documents(documents, model="colbert-ir/colbertv2.0")
             nodes = retriever.retrieve("what is late interaction?")
+
+    Documents are indexed whole: the core splits long ones into passages, and each result is
+    the best passage of a distinct document. `highlights=True` adds the matched spans.
     """
 
     def __init__(
@@ -106,9 +127,11 @@ class ColBERTRetriever(BaseRetriever):
         filters: MetadataFilters | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
+        highlights: bool = False,
     ) -> None:
         self.colbert = colbert
         self.similarity_top_k = similarity_top_k
+        self.highlights = highlights
         self._filters = to_core_filters(filters)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
@@ -131,8 +154,7 @@ class ColBERTRetriever(BaseRetriever):
 
     @classmethod
     def from_documents(cls, documents: Sequence[BaseNode], **kwargs: Any) -> ColBERTRetriever:
-        """`from_nodes` for LlamaIndex `Document`s: one indexed passage per document (split
-        long documents into nodes first, e.g. with a `SentenceSplitter`)."""
+        """`from_nodes` for LlamaIndex `Document`s: each stored whole, long ones as passages."""
         return cls.from_nodes(documents, **kwargs)
 
     @classmethod
@@ -143,19 +165,33 @@ class ColBERTRetriever(BaseRetriever):
         return cls(ColBERT.open(index_path, model=model), similarity_top_k=similarity_top_k, **kwargs)
 
     def insert(self, nodes: Sequence[BaseNode]) -> list[str]:
-        """Add nodes or documents under their node ids; return the ids."""
+        """Add nodes or documents under their node ids; return the ids. A node with a
+        source document keeps its id as `ref_doc_id` in the metadata."""
         return self.colbert.add(
             [node.get_content() for node in nodes],
             ids=[node.node_id for node in nodes],
-            metadata=[dict(node.metadata) for node in nodes],
+            metadata=[
+                {**node.metadata, REF_DOC_KEY: node.ref_doc_id} if node.ref_doc_id else dict(node.metadata)
+                for node in nodes
+            ],
         )
 
     def delete(self, ids: Sequence[str]) -> None:
-        """Delete by node id."""
+        """Delete by node id (every passage of each)."""
         self.colbert.delete(list(ids))
 
+    def delete_ref_doc(self, ref_doc_id: str) -> None:
+        """Delete a source document: the one stored under `ref_doc_id` (all its passages)
+        and every node inserted with it as `ref_doc_id`, in one write."""
+        index = self.colbert.index
+        assert isinstance(index, Index), "delete_ref_doc reads ids from an on-disk Index"
+        ids = [*index.doc_ids({REF_DOC_KEY: ref_doc_id}), ref_doc_id]
+        index.delete(list(dict.fromkeys(ids)), missing_ok=True)
+
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self.colbert.search(query_bundle.query_str, k=self.similarity_top_k, filters=self._filters)
+        hits = self.colbert.search(
+            query_bundle.query_str, k=self.similarity_top_k, filters=self._filters, highlights=self.highlights
+        )
         return [hit_to_node(hit) for hit in hits]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

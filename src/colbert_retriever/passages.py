@@ -1,0 +1,102 @@
+"""Long texts as passages: split where the text breaks, measured in the model's word pieces.
+
+A ColBERT model reads `doc_maxlen` tokens of a document and drops the rest. A longer text
+is stored as passages that each fit: the splitter works on the character spans of the text's
+word pieces (`Encoder.piece_spans`), so a passage's length is counted exactly as the model
+counts it. Each passage ends at a paragraph break in its last half if there is one, else
+after a sentence, else between words (mid-word only for a word longer than a passage), and
+the next one starts at most `overlap` pieces earlier: at the first sentence that starts
+there, else at the start of a word.
+
+Passages cover the text without gaps: passage i is ``text[start_i:end_i]`` with
+``start_0 = 0``, ``start_(i+1) <= end_i`` and the last ending at ``len(text)``, so the
+document's text is rebuilt from its passages exactly (`storage.documents.join_passages`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from colbert_retriever.config import Chunking
+from colbert_retriever.encoder import Encoder
+from colbert_retriever.results import Document
+from colbert_retriever.storage import DocumentBatch
+
+logger = logging.getLogger(__name__)
+_SENTENCE_END = ".!?。！？"
+
+
+def split_text(text: str, pieces: np.ndarray, max_pieces: int, overlap: int) -> list[tuple[int, int]]:
+    """Character spans (start, end) of the passages of `text`, each holding at most
+    `max_pieces` of its word pieces `pieces` ((n, 2) character spans, in order)."""
+    n = len(pieces)
+    if n <= max_pieces:
+        return [(0, len(text))]
+    spans = []
+    first, start = 0, 0  # the current passage's first piece, and its first character
+    while n - first > max_pieces:
+        cut = _cut(text, pieces, first, first + max_pieces)  # the first piece of what comes next
+        spans.append((start, int(pieces[cut, 0])))
+        first = _restart(text, pieces, max(cut - overlap, first + 1), cut, first)
+        start = int(pieces[first, 0])
+    spans.append((start, len(text)))
+    return spans
+
+
+def _restart(text: str, pieces: np.ndarray, earliest: int, cut: int, previous: int) -> int:
+    """The first piece of the next passage: from `earliest` on (its overlap), the first that
+    starts a sentence before `cut`, else the start of the word `earliest` is in (but after
+    `previous`, the last passage's first piece)."""
+    for c in range(max(earliest, 1), cut):
+        if pieces[c, 0] > pieces[c - 1, 1] and text[pieces[c - 1, 1] - 1] in _SENTENCE_END:
+            return c
+    while earliest > previous + 1 and pieces[earliest, 0] == pieces[earliest - 1, 1]:
+        earliest -= 1  # inside a word: back to its start
+    return earliest
+
+
+def _cut(text: str, pieces: np.ndarray, first: int, stop: int) -> int:
+    """Where to end a passage of pieces [first, stop): the piece after the best break, a
+    paragraph in the last half, else a sentence end in the last half, else between words."""
+    half = first + (stop - first) // 2
+    candidates = range(stop, first, -1)  # cut before piece c; latest first
+    gaps = {c: text[pieces[c - 1, 1] : pieces[c, 0]] for c in candidates}
+    for c in candidates:
+        if c > half and "\n\n" in gaps[c].replace("\r", "").replace(" ", "").replace("\t", ""):
+            return c
+    for c in candidates:
+        if c > half and gaps[c] and text[pieces[c - 1, 1] - 1] in _SENTENCE_END:
+            return c
+    for c in candidates:
+        if gaps[c]:
+            return c
+    return stop
+
+
+def document_rows(
+    encoder: Encoder, documents: Sequence[Document], chunking: Chunking | None
+) -> tuple[DocumentBatch, int]:
+    """The rows to store for `documents`: one per passage (one per document with `chunking`
+    None, cutting what the model cannot read), vectors encoded; and how many were cut."""
+    batch = DocumentBatch(ids=[], texts=[], metadata=[])
+    most = encoder.passage_pieces if chunking is None or chunking.max_tokens is None else chunking.max_tokens
+    most = min(most, encoder.passage_pieces)
+    for doc in documents:
+        pieces = encoder.piece_spans(doc.text)
+        if chunking is None:
+            spans = [(0, len(doc.text))]
+            if len(pieces) > most:
+                batch.cut.append(len(batch.ids))
+        else:
+            spans = split_text(doc.text, pieces, most, min(chunking.overlap, most // 2))
+        for number, (start, end) in enumerate(spans):
+            batch.ids.append(doc.doc_id)
+            batch.texts.append(doc.text[start:end])
+            batch.metadata.append(doc.metadata)
+            batch.passages.append(number)
+            batch.starts.append(start)
+    batch.vectors.extend(encoder.encode_documents(batch.texts))
+    return batch, len(batch.cut)
