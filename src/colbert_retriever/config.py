@@ -199,8 +199,9 @@ class IndexConfig:
     """How documents are written.
 
     Attributes:
-        docs_per_segment: Documents encoded and written per segment while adding; bounds
-            the memory an `add` of a large iterable needs.
+        docs_per_segment: Rows encoded and written per segment while adding (a document,
+            or each passage of a long one); bounds the memory an `add` of a large iterable
+            needs.
         lock_timeout: Seconds a writer waits for another process's write lock.
     """
 

@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 from uuid import uuid4
 
-from colbert_retriever.errors import ConfigError
+from colbert_retriever.errors import ConfigError, MissingDependencyError
 from colbert_retriever.results import Document
 from colbert_retriever.validation import is_blank
 
-TEXT_SUFFIXES = (".txt", ".md")
+TEXT_SUFFIXES = (".txt", ".md", ".pdf")  # .pdf: text extracted with pypdf (the `pdf` extra)
 
 
 def read_corpus(path: str | Path) -> Iterator[Document]:
-    """Documents from a BEIR-style jsonl (`_id`, `title`, `text`) or a folder of .txt/.md.
+    """Documents from a BEIR-style jsonl (`_id`, `title`, `text`) or a folder of .txt/.md/.pdf.
 
     jsonl: the text is the title and the text joined by a space (as BEIR does); every
     other field, the title included, becomes metadata. Folder: the id is the file's
     path relative to the folder; hidden files and folders (a name starting with ".") are
-    skipped. Both are read as UTF-8 (a leading byte-order mark is dropped); a file that is
-    not UTF-8 is a `ConfigError` naming it.
+    skipped. Text files are read as UTF-8 (a leading byte-order mark is dropped); a file that
+    is not UTF-8 is a `ConfigError` naming it. A PDF's text is extracted with pypdf (install
+    the `pdf` extra), its pages separated by a blank line; a PDF without a text layer (a scan)
+    comes out blank and is skipped like any blank document.
     """
     path = Path(path)
     if path.is_dir():
         for file in text_files(path):
             rel = file.relative_to(path).as_posix()
+            if file.suffix.lower() == ".pdf":
+                text, pages = _pdf_text(file)
+                yield Document(doc_id=rel, text=text, metadata={"path": rel, "pages": pages})
+                continue
             try:
                 text = file.read_text(encoding="utf-8-sig")
             except UnicodeDecodeError as exc:
@@ -64,7 +71,24 @@ def text_files(folder: Path) -> list[Path]:
     if not files:
         msg = f"folder {folder} has no {'/'.join(TEXT_SUFFIXES)} files"
         raise ConfigError(msg)
+    pdf = next((p for p in files if p.suffix.lower() == ".pdf"), None)
+    if pdf is not None and importlib.util.find_spec("pypdf") is None:  # said before any model loads
+        msg = f"{pdf} is a PDF: reading PDFs needs pypdf, pip install 'colbert-retriever[pdf]'"
+        raise MissingDependencyError(msg)
     return files
+
+
+def _pdf_text(file: Path) -> tuple[str, int]:
+    """The text of a PDF's pages, a blank line between pages, and the number of pages."""
+    import pypdf  # present: text_files checked
+
+    try:
+        reader = pypdf.PdfReader(file)
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (pypdf.errors.PyPdfError, OSError, ValueError) as exc:
+        msg = f"cannot read the PDF {file}: {exc}"
+        raise ConfigError(msg) from exc
+    return "\n\n".join(page.strip() for page in pages), len(pages)
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:

@@ -76,22 +76,24 @@ def _cut(text: str, pieces: np.ndarray, first: int, stop: int) -> int:
     return stop
 
 
-def document_rows(
-    encoder: Encoder, documents: Sequence[Document], chunking: Chunking | None
-) -> tuple[DocumentBatch, int]:
-    """The rows to store for `documents`: one per passage (one per document with `chunking`
-    None, cutting what the model cannot read), vectors encoded; and how many were cut."""
+def passage_spans(encoder: Encoder, text: str, chunking: Chunking | None) -> tuple[list[tuple[int, int]], bool]:
+    """The spans of `text`'s passages under `chunking`, and whether the text is cut: with
+    `chunking` None, one span, cut when the text is longer than the model reads."""
+    most = encoder.passage_pieces
+    pieces = encoder.piece_spans(text)
+    if chunking is None:
+        return [(0, len(text))], len(pieces) > most
+    most = min(most, chunking.max_tokens or most)
+    return split_text(text, pieces, most, min(chunking.overlap, most // 2)), False
+
+
+def encode_rows(encoder: Encoder, planned: Sequence[tuple[Document, list[tuple[int, int]], bool]]) -> DocumentBatch:
+    """The rows to store for documents with their passage spans and cut flags: one per
+    passage, with its text's start in the document and its token vectors."""
     batch = DocumentBatch(ids=[], texts=[], metadata=[])
-    most = encoder.passage_pieces if chunking is None or chunking.max_tokens is None else chunking.max_tokens
-    most = min(most, encoder.passage_pieces)
-    for doc in documents:
-        pieces = encoder.piece_spans(doc.text)
-        if chunking is None:
-            spans = [(0, len(doc.text))]
-            if len(pieces) > most:
-                batch.cut.append(len(batch.ids))
-        else:
-            spans = split_text(doc.text, pieces, most, min(chunking.overlap, most // 2))
+    for doc, spans, cut in planned:
+        if cut:
+            batch.cut.append(len(batch.ids))
         for number, (start, end) in enumerate(spans):
             batch.ids.append(doc.doc_id)
             batch.texts.append(doc.text[start:end])
@@ -99,4 +101,15 @@ def document_rows(
             batch.passages.append(number)
             batch.starts.append(start)
     batch.vectors.extend(encoder.encode_documents(batch.texts))
-    return batch, len(batch.cut)
+    return batch
+
+
+def report_cut(n_cut: int, doc_maxlen: int) -> None:
+    """Warn that `n_cut` documents were stored cut (never silently)."""
+    if n_cut:
+        logger.warning(
+            "%d document(s) were longer than doc_maxlen=%d tokens and were cut (chunking=None); "
+            "the default chunking stores them whole, as passages",
+            n_cut,
+            doc_maxlen,
+        )

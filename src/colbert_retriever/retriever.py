@@ -8,9 +8,7 @@ hits = retriever.search("what is late interaction?", k=10)
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Iterable, Iterator, Sequence, Sized
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +23,12 @@ from colbert_retriever.explain import explain_passage
 from colbert_retriever.filters import Filter
 from colbert_retriever.index import Index
 from colbert_retriever.maxsim import maxsim, pad_queries
-from colbert_retriever.passages import document_rows
+from colbert_retriever.passages import encode_rows, passage_spans, report_cut
 from colbert_retriever.results import Document, Explanation, Hit, IndexInfo, RerankHit
 from colbert_retriever.storage import DocumentBatch, Store
 from colbert_retriever.storage.manifest import MANIFEST, read_manifest
 from colbert_retriever.validation import check_documents, check_texts
 
-logger = logging.getLogger(__name__)
 _SPLIT = Chunking()
 
 
@@ -336,16 +333,8 @@ class ColBERT:
         scores = maxsim(pad_queries(query_vectors), np.concatenate(doc_vectors), offsets)[0]
         order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))[:k]
         n_tokens = len(query_vectors[0])
-        return [
-            RerankHit(
-                position=i,
-                score=float(scores[i]),
-                normalized_score=float(scores[i]) / n_tokens,
-                rank=rank,
-                text=documents[i],
-            )
-            for rank, i in enumerate(order, start=1)
-        ]
+        hits = [(i, float(scores[i])) for i in order]
+        return [RerankHit(i, score, score / n_tokens, rank, documents[i]) for rank, (i, score) in enumerate(hits, 1)]
 
     def _write(self, texts: Iterable[str], ids: Iterable[str] | None, metadata: Any, *, upsert: bool) -> list[str]:
         if isinstance(texts, str) or not isinstance(texts, Iterable):
@@ -373,26 +362,30 @@ class ColBERT:
     def _batches(
         self, documents: Iterator[Any], written: list[str], size: int, total: int | None, upsert: bool
     ) -> Iterator[DocumentBatch]:
-        """Validate, split and encode `documents` chunk by chunk; record their ids in `written`."""
-        n_cut = 0
+        """Validate, split and encode `documents`, `size` rows (passages) at a time; record
+        their ids in `written`."""
+        pending: list[tuple[Document, list[tuple[int, int]], bool]] = []
+        n_rows = n_cut = 0
         with tqdm(total=total, desc="Indexing", unit="doc", disable=not self.encoder.config.show_progress) as bar:
-            while chunk := list(islice(documents, size)):
-                if not all(isinstance(doc, Document) for doc in chunk):
-                    bad = next(doc for doc in chunk if not isinstance(doc, Document))
-                    msg = f"documents must be Document objects, got {type(bad).__name__}"
+            for doc in documents:
+                if not isinstance(doc, Document):
+                    msg = f"documents must be Document objects, got {type(doc).__name__}"
                     raise ConfigError(msg)
-                check_documents(
-                    [d.doc_id for d in chunk], [d.text for d in chunk], [d.metadata for d in chunk], upsert=upsert
-                )
-                batch, cut = document_rows(self.encoder, chunk, self.chunking)
-                n_cut += cut
-                written.extend(doc.doc_id for doc in chunk)
-                yield batch
-                bar.update(len(chunk))
-        if n_cut:
-            logger.warning(
-                "%d document(s) were longer than doc_maxlen=%d tokens and were cut (chunking=None); "
-                "the default chunking stores them whole, as passages",
-                n_cut,
-                self.encoder.config.doc_maxlen,
-            )
+                check_documents([doc.doc_id], [doc.text], [doc.metadata], upsert=upsert)
+                spans, cut = passage_spans(self.encoder, doc.text, self.chunking)
+                pending.append((doc, spans, cut))
+                n_rows, n_cut = n_rows + len(spans), n_cut + cut
+                if n_rows >= size:
+                    yield self._encoded(pending, written, bar)
+                    pending, n_rows = [], 0
+            if pending:
+                yield self._encoded(pending, written, bar)
+        report_cut(n_cut, self.encoder.config.doc_maxlen)
+
+    def _encoded(
+        self, planned: list[tuple[Document, list[tuple[int, int]], bool]], written: list[str], bar: Any
+    ) -> DocumentBatch:
+        batch = encode_rows(self.encoder, planned)
+        written.extend(doc.doc_id for doc, _, _ in planned)
+        bar.update(len(planned))
+        return batch

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(
         "index",
         commands.index,
-        "Create an index from a BEIR jsonl (_id, title, text) or a folder of .txt/.md",
+        "Create an index from a BEIR jsonl (_id, title, text) or a folder of .txt/.md/.pdf",
         "folder for the new index (new or empty)",
     )
     _input_options(sub)
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _input_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--input", required=True, help="corpus.jsonl or a folder of .txt/.md files")
+    sub.add_argument("--input", required=True, help="corpus.jsonl or a folder of .txt/.md/.pdf files (PDF: the pdf extra)")
     sub.add_argument("--strict", action="store_true", help="refuse blank documents instead of skipping them")
     sub.add_argument(
         "--overlap",
