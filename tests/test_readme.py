@@ -19,3 +19,18 @@ def test_python_quickstart_runs(minilm_path: Path, tmp_path: Path, capsys: pytes
     exec(compile(code, str(README), "exec"), {})
     printed = capsys.readouterr().out.split()
     assert printed[:2] == ["1", "colbert"]  # the topic filter leaves the one "ir" document
+
+
+@pytest.mark.real_model
+def test_long_documents_example_runs(minilm_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from colbert_retriever import ColBERT
+
+    section = README.read_text(encoding="utf-8").split("## Long documents, passages and citations", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    filler = " ".join(f"Chapter {i} describes the steel, the rivets and the paint." for i in range(60))
+    report = f"{filler}\n\nThe tower was finished in March 1889, for the World's Fair.\n\n{filler}"
+    retriever = ColBERT.create(tmp_path / "idx", model=minilm_path, show_progress=False)
+    exec(compile(code, str(README), "exec"), {"retriever": retriever, "report_text": report, "new_text": "short"})
+    printed = capsys.readouterr().out
+    assert "finished" in printed  # a query token matched its word
+    assert len(retriever) == 0  # the example ends by deleting the document

@@ -284,8 +284,8 @@ class ColBERT:
         if not highlights:
             return found
         return [
-            [dataclasses.replace(hit, explanation=self._explain(q, query, hit.doc_id, [hit.passage])) for hit in hits]
-            for q, query, hits in zip(vectors, queries, found, strict=True)
+            [dataclasses.replace(hit, explanation=self._explain(q, tokens, hit.doc_id, [hit.passage])) for hit in hits]
+            for q, tokens, hits in zip(vectors, map(self.encoder.query_tokens, queries), found, strict=True)
         ]
 
     def explain(self, query: str, doc_id: str) -> Explanation:
@@ -301,10 +301,10 @@ class ColBERT:
             DocumentNotFoundError: `doc_id` is not in the index.
         """
         check_texts([query], "queries")
-        return self._explain(self.encoder.encode_queries([query])[0], query, doc_id, None)
+        vectors = self.encoder.encode_queries([query])[0]
+        return self._explain(vectors, self.encoder.query_tokens(query), doc_id, None)
 
-    def _explain(self, vectors: np.ndarray, query: str, doc_id: str, passages: list[int] | None) -> Explanation:
-        tokens = self.encoder.query_tokens(query)
+    def _explain(self, vectors: np.ndarray, tokens: list[str], doc_id: str, passages: list[int] | None) -> Explanation:
         explained = [
             explain_passage(self.encoder, vectors, tokens, row, passage_vectors)
             for row, passage_vectors in self.index.passages(doc_id, passages)

@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _input_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--input", required=True, help="corpus.jsonl or a folder of .txt/.md/.pdf files (PDF: the pdf extra)")
+    sub.add_argument(
+        "--input", required=True, help="corpus.jsonl or a folder of .txt/.md/.pdf files (PDF: the pdf extra)"
+    )
     sub.add_argument("--strict", action="store_true", help="refuse blank documents instead of skipping them")
     sub.add_argument(
         "--overlap",
