@@ -136,9 +136,9 @@ class SearchConfig:
             float16 where this CPU multiplies it natively, float32 where half math is
             emulated (AVX2-only CPUs: 17x faster there); or forced.
         passage_weights: How a document split into passages is scored from them: the
-            weighted sum of its best passages' MaxSim, best first. (1.0,) is MaxP, the best
-            passage alone; (1.0, 0.5) adds half the second best. Chosen on SciFact and
-            scifact_long (benchmarks/passages.py).
+            weighted sum of its best passages' MaxSim (among those the search found), best
+            first. (1.0,) is MaxP, the best passage alone (the default: it wins on SciFact
+            and scifact_long, benchmarks/passages.py); (1.0, 0.5) adds half the second.
     """
 
     max_scores_per_chunk: int = 1 << 24

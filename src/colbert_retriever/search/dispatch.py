@@ -52,13 +52,11 @@ def search(
     n_rows = k * _WIDEN if grouped else k
     while True:  # k documents may need more rows than k: widen until found or every row is in
         found = _rows(segments, codec, queries, allowed, k=k, n_rows=n_rows, config=config)
-        if not grouped:
-            return [
-                _hits(segments, bases, scores, positions, None, k=k, n_tokens=len(q))
-                for q, (scores, positions) in zip(queries, found, strict=True)
-            ]
-        ranked = [_documents(segments, bases, scores, positions, config.passage_weights) for scores, positions in found]
-        if n_rows >= n_allowed or all(len(docs) >= k for docs in ranked):
+        ranked: list[list[tuple[float, int]] | None] = [
+            _documents(segments, bases, scores, positions, config.passage_weights) if grouped else None
+            for scores, positions in found
+        ]
+        if n_rows >= n_allowed or all(docs is None or len(docs) >= k for docs in ranked):
             return [
                 _hits(segments, bases, scores, positions, docs, k=k, n_tokens=len(q))
                 for q, (scores, positions), docs in zip(queries, found, ranked, strict=True)
