@@ -111,6 +111,16 @@ class Hit:
         """Matched spans in `text` (empty unless searched with highlights=True)."""
         return self.explanation.highlights if self.explanation else []
 
+    def cited_metadata(self) -> dict[str, Any]:
+        """The document's metadata plus what a framework's result carries for citations:
+        doc_id, score, rank, the passage and its span in the document (`passage`, `start`,
+        `end`) and, when searched with highlights, `highlights` ([start, end] in `text`)."""
+        cited = {**self.metadata, "doc_id": self.doc_id, "score": self.score, "rank": self.rank}
+        cited |= {"passage": self.passage, "start": self.start, "end": self.end}
+        if self.explanation is not None:
+            cited["highlights"] = [list(span) for span in self.highlights]
+        return cited
+
 
 @dataclass(frozen=True)
 class RerankHit:

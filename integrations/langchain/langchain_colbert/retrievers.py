@@ -24,18 +24,7 @@ def hit_to_document(hit: Hit) -> Document:
     gets doc_id, score, rank and where the passage lies in the source document (`passage`,
     `start`, `end`: character offsets, for citations); with highlights, `highlights`: the
     matched words' [start, end] spans in `page_content`."""
-    metadata = {
-        **hit.metadata,
-        "doc_id": hit.doc_id,
-        "score": hit.score,
-        "rank": hit.rank,
-        "passage": hit.passage,
-        "start": hit.start,
-        "end": hit.end,
-    }
-    if hit.explanation is not None:
-        metadata["highlights"] = [list(span) for span in hit.highlights]
-    return Document(id=hit.doc_id, page_content=hit.text, metadata=metadata)
+    return Document(id=hit.doc_id, page_content=hit.text, metadata=hit.cited_metadata())
 
 
 class ColBERTRetriever(BaseRetriever):

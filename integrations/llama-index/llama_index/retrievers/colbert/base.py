@@ -84,22 +84,11 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
     inserted node's own source, else the stored document), score is MaxSim. The metadata
     gets the passage's span in the stored text (`passage`, `start`, `end`) and, with
     highlights, the matched words' [start, end] spans in the node's text."""
-    metadata = {
-        **hit.metadata,
-        "doc_id": hit.doc_id,
-        "score": hit.score,
-        "rank": hit.rank,
-        "passage": hit.passage,
-        "start": hit.start,
-        "end": hit.end,
-    }
-    if hit.explanation is not None:
-        metadata["highlights"] = [list(span) for span in hit.highlights]
     source = str(hit.metadata.get(REF_DOC_KEY, hit.doc_id))
     node = TextNode(
         id_=hit.doc_id,
         text=hit.text,
-        metadata=metadata,
+        metadata=hit.cited_metadata(),
         excluded_llm_metadata_keys=RESULT_KEYS,
         excluded_embed_metadata_keys=RESULT_KEYS,
         relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=source)},
