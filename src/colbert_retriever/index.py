@@ -382,7 +382,7 @@ class Index:
                 accept=accept,
                 config=self.search_config,
                 unit=unit,
-                split=snap.manifest.n_passages > snap.manifest.n_documents,
+                passages_per_document=snap.manifest.n_passages / snap.manifest.n_documents,
             )
         except ColbertRetrieverError:
             raise

@@ -5,6 +5,7 @@ scored from its passages and comes back with the one that scored best."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -18,7 +19,7 @@ from colbert_retriever.search.exact import exact_search
 from colbert_retriever.search.plaid import PlaidParams, plaid_search
 from colbert_retriever.storage.segment import Segment
 
-_WIDEN = 4  # rows fetched per document wanted, and the factor by which a short search widens
+_WIDEN = 4  # at most this many rows fetched per document wanted; a short search widens by it
 
 
 def search(
@@ -30,7 +31,7 @@ def search(
     accept: Callable[[Segment], np.ndarray] | None,
     config: SearchConfig,
     unit: Unit = "document",
-    split: bool = True,
+    passages_per_document: float = 1.0,
 ) -> list[list[Hit]]:
     """Top-k hits per query over `segments` (compressed with `codec`, or exact if None).
 
@@ -39,7 +40,7 @@ def search(
             (`filters.compile_filter`), or None for no filter.
         unit: "document": the k best documents, each scored from its passages
             (`SearchConfig.passage_weights`); "passage": the k best passages.
-        split: Whether any document is stored as several passages (else rows are documents).
+        passages_per_document: Rows per live document in the index (1.0: rows are documents).
     """
     if unit not in ("document", "passage"):
         msg = f"unit must be 'document' or 'passage', got {unit!r}"
@@ -47,9 +48,9 @@ def search(
     allowed = [~seg.deleted & accept(seg) if accept else ~seg.deleted for seg in segments]
     bases = np.zeros(len(segments) + 1, dtype=np.int64)
     np.cumsum([seg.n_rows for seg in segments], out=bases[1:])
-    grouped = unit == "document" and split
+    grouped = unit == "document" and passages_per_document > 1
     n_allowed = int(sum(int(mask.sum()) for mask in allowed)) if grouped else 0
-    n_rows = k * _WIDEN if grouped else k
+    n_rows = k * min(_WIDEN, math.ceil(passages_per_document)) if grouped else k
     while True:  # k documents may need more rows than k: widen until found or every row is in
         found = _rows(segments, codec, queries, allowed, k=k, n_rows=n_rows, config=config)
         ranked: list[list[tuple[float, int]] | None] = [
