@@ -105,6 +105,11 @@ def test_unknown_ids_and_bad_input_change_nothing(index: Index) -> None:
         index.write([DocumentBatch(ids=["b"], texts=["t"], metadata=[{}], vectors=[np.ones((3, DIM + 1))])])
     with pytest.raises(ConfigError):
         index.delete("a")  # a bare string is not a list of ids
+    with pytest.raises(ConfigError, match="0 metadata entries"):
+        index.write([DocumentBatch(ids=["b"], texts=["t"], vectors=[vectors_for("b")])])
+    two = {"metadata": [{}, {}], "vectors": [vectors_for("b")] * 2, "starts": [0, 1]}
+    with pytest.raises(ConfigError, match="passage 2 does not follow passage 1"):
+        index.write([DocumentBatch(ids=["b", "b"], texts=["t", "u"], passages=[0, 2], **two)])
     assert (index.path / "manifest.json").read_bytes() == manifest
 
 

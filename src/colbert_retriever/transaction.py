@@ -260,8 +260,13 @@ def _check_batch(batch: DocumentBatch, dim: int, *, upsert: bool) -> list[Row]:
     """The batch's rows, once its documents, passages and vectors are checked."""
     n = len(batch.ids)
     passages, starts = batch.passages or [0] * n, batch.starts or [0] * n
-    if not len(passages) == len(starts) == n or not all(0 <= row < n for row in batch.cut):
-        msg = f"a batch of {n} rows has {len(passages)} passage numbers, {len(starts)} starts or cut rows out of range"
+    sizes = {"texts": len(batch.texts), "metadata entries": len(batch.metadata), "passages": len(passages)}
+    sizes["starts"] = len(starts)
+    if set(sizes.values()) != {n}:
+        msg = f"got {n} ids, " + ", ".join(f"{size} {name}" for name, size in sizes.items()) + "; they must match"
+        raise ConfigError(msg)
+    if not all(0 <= row < n for row in batch.cut):
+        msg = f"a batch of {n} rows lists cut rows out of range"
         raise ConfigError(msg)
     first = [i for i, p in enumerate(passages) if p == 0]
     check_documents(
