@@ -35,12 +35,7 @@ from colbert_retriever.precision import encoding_precision
 from colbert_retriever.validation import check_texts
 
 logger = logging.getLogger(__name__)
-_OFFSETS = {
-    "return_offsets_mapping": True,
-    "return_attention_mask": False,
-    "return_token_type_ids": False,
-    "verbose": False,  # a text longer than the model reads is what passages are for
-}
+_OFFSETS = {"return_offsets_mapping": True, "return_attention_mask": False, "verbose": False}
 
 
 @dataclass(frozen=True)
@@ -238,22 +233,28 @@ class Encoder:
 
     def piece_spans(self, text: str) -> np.ndarray:
         """(n_pieces, 2) character spans of `text`'s word pieces, uncut, no special tokens."""
-        with self._tokenizer_lock:
-            spans = self._tokenizer(text, add_special_tokens=False, **_OFFSETS)["offset_mapping"]
+        spans = self._with_offsets(text, add_special_tokens=False)["offset_mapping"]
         return np.asarray(spans, dtype=np.int64).reshape(-1, 2)
 
     def document_tokens(self, text: str) -> tuple[list[str], np.ndarray]:
         """The tokens `encode_documents([text])` returns vectors for, in order: their texts
         and (n, 2) character spans in `text` (special tokens: an empty span at 0)."""
         marker, skip = self._ids.doc_marker, set(self._ids.skiplist.tolist())
-        with self._tokenizer_lock:
-            encoded = self._tokenizer(text, truncation=True, max_length=self.passage_pieces + 2, **_OFFSETS)
+        encoded = self._with_offsets(text, truncation=True, max_length=self.passage_pieces + 2)
         ids, spans = list(encoded["input_ids"]), [tuple(span) for span in encoded["offset_mapping"]]
         if marker is not None:
             ids, spans = [*ids[:1], marker, *ids[1:]], [*spans[:1], (0, 0), *spans[1:]]
         kept = [i for i, token_id in enumerate(ids) if token_id not in skip]
         tokens = self._tokenizer.convert_ids_to_tokens([ids[i] for i in kept])
         return list(tokens), np.array([spans[i] for i in kept], dtype=np.int64).reshape(-1, 2)
+
+    def _with_offsets(self, text: str, **settings: Any) -> Any:
+        """Tokenise `text` with each token's character span (which only fast tokenizers give)."""
+        if not getattr(self._tokenizer, "is_fast", False):
+            msg = "adding documents and highlights need a fast tokenizer (character offsets); this checkpoint's is slow"
+            raise CheckpointError(msg)
+        with self._tokenizer_lock:
+            return self._tokenizer(text, **settings, **_OFFSETS)
 
     def query_tokens(self, query: str) -> list[str]:
         """The tokens `encode_queries([query])` returns vectors for, [MASK] expansion included."""
