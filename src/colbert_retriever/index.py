@@ -167,7 +167,7 @@ class Index:
 
     @property
     def docs_per_batch(self) -> int:
-        """Documents encoded and staged per segment by `ColBERT.add`."""
+        """Rows (documents, or passages of long ones) encoded and staged per segment by `ColBERT.add`."""
         return self.config.docs_per_segment
 
     def __len__(self) -> int:

@@ -190,8 +190,8 @@ class ColBERT:
 
         A text longer than the model reads is stored as passages (see `chunking`); the
         document stays the unit of `get`, `delete` and `upsert`. Works through any iterable
-        in chunks of `IndexConfig.docs_per_segment` documents, so memory does not grow with
-        the corpus.
+        in chunks of `IndexConfig.docs_per_segment` rows (passages), so memory does not grow
+        with the corpus.
 
         Args:
             texts: Document texts (non-blank strings).
