@@ -194,7 +194,7 @@ def _write_compressed(
     stored: list[Row] = []
     cut: list[int] = []
     for segment, rows in sources:
-        cut.extend((len(stored) + np.flatnonzero(np.isin(rows, segment.cut))).tolist())
+        cut.extend(len(stored) + i for i in segment.cut_among(rows))
         for chunk, tokens in _chunks(segment, rows):
             if segment.compressed is not None and source_codec is codec:
                 codes.append(segment.compressed.codes[tokens])

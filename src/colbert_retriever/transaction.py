@@ -117,8 +117,8 @@ def compact(path: Path, config: IndexConfig, previous: Snapshot) -> Snapshot:
                 assert segment.embeddings is not None, "an index without a codec stores exact vectors"
                 vectors = [segment.embeddings[segment.offsets[r] : segment.offsets[r + 1]] for r in rows.tolist()]
                 folders.append(path / "segments" / uuid.uuid4().hex)
-                cut = np.flatnonzero(np.isin(rows, segment.cut)).tolist()
-                entries.append(write_segment(folders[-1], segment.documents.read(rows.tolist()), vectors, cut))
+                rows_read = segment.documents.read(rows.tolist())
+                entries.append(write_segment(folders[-1], rows_read, vectors, segment.cut_among(rows)))
         return _successor(snap, {}, Rewrite(segments=entries, codec=None, replaces_all=True))
 
     return commit(path, config, previous, change)

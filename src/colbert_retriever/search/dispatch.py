@@ -95,13 +95,15 @@ def _documents(
 ) -> list[tuple[float, int]]:
     """(document score, position of its best row) per document among the rows found, best
     first. A document's score is the weighted sum of its found passages' scores, best first."""
+    found = (positions >= 0) & (scores > -np.inf)
+    scores, positions = scores[found], positions[found]
+    seg_of = np.searchsorted(bases, positions, side="right") - 1
+    firsts = positions.copy()  # each row's document, as the position of its first row
+    for seg_no in np.unique(seg_of).tolist():
+        mine = seg_of == seg_no
+        firsts[mine] = bases[seg_no] + segments[seg_no].first_rows(positions[mine] - bases[seg_no])
     by_document: dict[int, list[tuple[float, int]]] = {}
-    for score, position in zip(scores.tolist(), positions.tolist(), strict=True):
-        if position < 0 or score == -np.inf:
-            continue
-        seg_no = int(np.searchsorted(bases, position, side="right")) - 1
-        row = position - int(bases[seg_no])
-        first = int(bases[seg_no]) + row - int(segments[seg_no].documents.passages[row])
+    for score, position, first in zip(scores.tolist(), positions.tolist(), firsts.tolist(), strict=True):
         by_document.setdefault(first, []).append((score, position))
     out = []
     for passages in by_document.values():

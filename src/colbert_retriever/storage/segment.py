@@ -87,13 +87,9 @@ class Segment:
         """The first row (passage 0) of the document each of `rows` belongs to."""
         return rows - self.documents.passages[rows]
 
-    def document_rows(self, first: int) -> np.ndarray:
-        """Every row of the document starting at row `first`, in passage order."""
-        passages = self.documents.passages
-        stop = first + 1
-        while stop < self.n_rows and passages[stop] != 0:
-            stop += 1
-        return np.arange(first, stop)
+    def cut_among(self, rows: np.ndarray) -> list[int]:
+        """Positions in `rows` of the rows stored cut (to carry them into a rewritten segment)."""
+        return np.flatnonzero(np.isin(rows, self.cut)).tolist()
 
     def tokens(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Token indices of documents `rows`, back to back, and their (len(rows) + 1,)
