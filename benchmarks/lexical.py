@@ -5,8 +5,11 @@ Usage: python benchmarks/lexical.py [--data ../shared/data] [--collections scifa
 Indexes each collection's corpus (title and text, as the CLI does) with SQLite FTS5 (the
 standard library's sqlite3, BM25 ranking, porter stemmer) and with bm25s (PyStemmer's
 English stemmer, English stop words), then answers the test queries at k=100. Prints build
-time, size, ms per query, nDCG@10 and Recall@100 per engine; asserts nothing. Needs the
-`bm25s` and `PyStemmer` packages (not dependencies of colbert-retriever).
+time, size, ms per query, nDCG@10 and Recall@100 per engine. Then the side index as the
+library stores it (storage/lexical.py: one FTS5 file per segment, BM25 statistics per
+segment) over the whole corpus in one segment and split into segments of 1,024 and 256
+documents, results merged by score. Asserts nothing. Needs the `bm25s` and `PyStemmer`
+packages (not dependencies of colbert-retriever).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from colbert_retriever.corpus import read_corpus, read_qrels, read_queries
 from colbert_retriever.metrics import evaluate
+from colbert_retriever.storage.lexical import match, match_expression, write_lexical
 
 _WORD = re.compile(r"\w+")
 
@@ -86,6 +90,28 @@ def main() -> None:
                 f"| {name} | {engine} | {scores['ndcg@10']:.4f} | {scores['recall@100']:.4f} | "
                 f"{cost['build s']:.2f} | {cost['MB']:.1f} | {cost['ms/query']:.2f} |"
             )
+        for size in (len(ids), 1024, 256):
+            with tempfile.TemporaryDirectory() as folder:
+                runs = per_segment(ids, texts, [t for _, t in kept], Path(folder), size)
+            scores = evaluate({q: run for (q, _), run in zip(kept, runs, strict=True)}, qrels)
+            print(f"| {name} | side index, segments of {size} | {scores['ndcg@10']:.4f} | {scores['recall@100']:.4f} |")
+
+
+def per_segment(ids: list[str], texts: list[str], queries: list[str], folder: Path, size: int) -> list[list[str]]:
+    """The library's side index over segments of `size` documents: top 100 merged by score."""
+    segments = []
+    for start in range(0, len(ids), size):
+        write_lexical(folder / f"{start}.sqlite", texts[start : start + size])
+        segments.append((folder / f"{start}.sqlite", ids[start : start + size]))
+    runs = []
+    for query in queries:
+        expression = match_expression(query) or '""'
+        found: list[tuple[float, str]] = []
+        for path, segment_ids in segments:
+            rows, scores = match(path, expression)
+            found += [(s, segment_ids[r]) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)]
+        runs.append([doc_id for _, doc_id in sorted(found, reverse=True)[:100]])
+    return runs
 
 
 if __name__ == "__main__":

@@ -72,16 +72,16 @@ def main_() -> None:
                 retriever = ColBERT.open(
                     index, show_progress=False, search_config=SearchConfig(passage_weights=weights)
                 )
-                found = retriever.search_batch(texts, k=100)
+                found = retriever.search_batch(texts, k=100, mode="late")
                 scores = evaluate({q: [h.doc_id for h in hits] for q, hits in zip(qids, found, strict=True)}, qrels)
                 rows.append((name, label, weights_name, scores["ndcg@10"], scores["recall@100"]))
                 print(f"  {weights_name:22} nDCG@10 {scores['ndcg@10']:.4f}  Recall@100 {scores['recall@100']:.4f}")
             if chunking:
                 sample = texts[:50]
                 start = time.perf_counter()
-                plain = [retriever.search(t, k=10) for t in sample]
+                plain = [retriever.search(t, k=10, mode="late") for t in sample]
                 middle = time.perf_counter()
-                lit = [retriever.search(t, k=10, highlights=True) for t in sample]
+                lit = [retriever.search(t, k=10, mode="late", highlights=True) for t in sample]
                 end = time.perf_counter()
                 n_hits = sum(len(h) for h in lit)
                 assert [[h.doc_id for h in hits] for hits in plain] == [[h.doc_id for h in hits] for hits in lit]

@@ -1,8 +1,10 @@
-"""Stress: concurrent searches (threads and processes) while a writer process adds, upserts
-and deletes, and is killed with SIGKILL at random points, again and again.
+"""Stress: concurrent searches (threads and processes, late and hybrid) while a writer process
+adds, upserts, deletes and compacts, and is killed with SIGKILL at random points, again and
+again.
 
 After every kill the index must open with all checksums verified and hold exactly the
-documents of the last completed write (or of the write in flight, if its commit landed).
+documents of the last completed write (or of the write in flight, if its commit landed), and
+its full-text side must agree: each live group's version tag finds exactly its documents.
 
 Usage:
     python benchmarks/stress.py --seconds 180     # full run
@@ -45,7 +47,7 @@ def vectors(seed: int, n: int) -> list[np.ndarray]:
 def group_batch(group: int, version: int) -> DocumentBatch:
     """A group's documents: written, replaced and deleted together, always all five."""
     ids = [f"g{group}-{j}" for j in range(GROUP)]
-    texts = [f"group {group} version {version}"] * GROUP
+    texts = [f"group {group} version {version} tag {tag(group, version)}"] * GROUP
     return DocumentBatch(
         ids=ids,
         texts=texts,
@@ -54,9 +56,16 @@ def group_batch(group: int, version: int) -> DocumentBatch:
     )
 
 
+def tag(group: int, version: int) -> str:
+    """A word only this version of this group's documents hold (for the full-text side)."""
+    return f"g{group}v{version}"
+
+
 def choose_op(n: int, live: list[int]) -> dict:
     rng = random.Random(n)
     roll = rng.random()
+    if roll < 0.05:
+        return {"n": n, "op": "compact", "group": -1}
     if live and roll < 0.25:
         return {"n": n, "op": "delete", "group": rng.choice(live)}
     if live and roll < 0.5:
@@ -67,6 +76,8 @@ def choose_op(n: int, live: list[int]) -> dict:
 def apply(state: dict[int, int], op: dict) -> dict[int, int]:
     """The expected {group: version} after `op`."""
     state = dict(state)
+    if op["op"] == "compact":
+        return state
     if op["op"] == "delete":
         state.pop(op["group"], None)
     else:
@@ -85,7 +96,9 @@ def writer(folder: Path, journal: Path, start: int) -> None:
             log.write(json.dumps(op) + "\n")
             log.flush()
             os.fsync(log.fileno())
-            if op["op"] == "delete":
+            if op["op"] == "compact":
+                index.compact()
+            elif op["op"] == "delete":
                 index.delete([f"g{op['group']}-{j}" for j in range(GROUP)])
             else:
                 index.write([group_batch(op["group"], n)], upsert=op["op"] == "upsert")
@@ -121,9 +134,12 @@ def searcher(folder: Path, seconds: float) -> dict[str, object]:
             index.refresh()
             if len(index) == 0:  # every group deleted: a legitimate state
                 continue
-            hits = index.search([rng.standard_normal((8, DIM)).astype(np.float32)], k=20)[0]
-            if len({h.doc_id for h in hits}) != len(hits):
-                errors.append("duplicate hits")
+            query = rng.standard_normal((8, DIM)).astype(np.float32)
+            group = int(rng.integers(0, 40))
+            for mode in ("late", "hybrid"):
+                hits = index.search([query], k=20, mode=mode, texts=[f"group {group}"])[0]
+                if len({h.doc_id for h in hits}) != len(hits):
+                    errors.append(f"duplicate {mode} hits")
             if served % 10 == 0 and (problem := check_snapshot(index)):
                 errors.append(problem)
             served += 1
@@ -158,6 +174,16 @@ def replay(journal: Path) -> tuple[dict[int, int], dict | None, int]:
 
 def actual_state(index: Index) -> dict[int, int]:
     return {int(d.doc_id.split("-")[0][1:]): d.metadata["version"] for d in index.get(index.doc_ids())}
+
+
+def check_lexical(index: Index, state: dict[int, int]) -> str | None:
+    """Each live group's version tag finds exactly its documents by BM25; else say which not."""
+    query = np.ones((1, DIM), dtype=np.float32)  # lexical mode reads only the text
+    for group, version in state.items():
+        hits = index.search([query], k=2 * GROUP, mode="lexical", texts=[tag(group, version)])[0]
+        if sorted(h.doc_id for h in hits) != [f"g{group}-{j}" for j in range(GROUP)]:
+            return f"full-text side: tag {tag(group, version)} finds {sorted(h.doc_id for h in hits)}"
+    return None
 
 
 def main() -> int:
@@ -215,7 +241,10 @@ def main() -> int:
             kills += 1
             done_state, pending, _ = replay(journal)
             try:
-                got = actual_state(Index.open(folder, verify=True))
+                opened = Index.open(folder, verify=True)
+                got = actual_state(opened)
+                if problem := check_lexical(opened, got):
+                    problems.append(f"after kill {kills}: {problem}")
             except Exception as exc:
                 problems.append(f"after kill {kills}: {type(exc).__name__}: {exc}")
                 continue

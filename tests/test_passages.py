@@ -153,7 +153,7 @@ def test_k_documents_come_back_however_many_passages_match(tmp_path: Path, check
 def test_explanation_sums_to_the_exact_score(retriever: ColBERT) -> None:
     retriever.add([LONG, "the cat sat on the mat."], ids=["long", "cat"])
     query = "where is the eiffel tower?"
-    hit = next(h for h in retriever.search(query, k=2, highlights=True) if h.doc_id == "long")
+    hit = next(h for h in retriever.search(query, k=2, mode="late", highlights=True) if h.doc_id == "long")
     explanation = retriever.explain(query, "long")
     assert explanation.passage == hit.passage
     assert sum(m.similarity for m in explanation.matches) == pytest.approx(hit.passage_score, rel=1e-5)

@@ -2,7 +2,8 @@
 
 Zero-shot late interaction with all-MiniLM-L6-v2 token states and exact MaxSim reaches
 nDCG@10 of about 0.70 on SciFact (the same model's dense embedding: about 0.645); the
-compressed (PLAID) index must lose no more than 0.005 of it on the same vectors.
+compressed (PLAID) index must lose no more than 0.005 of it on the same vectors; fused with
+BM25 (hybrid, the default) it must reach 0.72.
 
 SciFact's 5,183 abstracts are encoded once, in float32 (half precision is emulated, and
 5x slower, on CPUs without AVX-512 BF16 or AMX): ~6 minutes on 2 AVX2 cores.
@@ -37,15 +38,44 @@ def scifact_index(shared: Path, minilm_path: Path, tmp_path_factory: pytest.Temp
 def test_scifact_exact_search_reaches_reference_quality(
     scifact_index: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Late interaction alone, BM25 alone and both fused (the default): hybrid must reach
+    0.72 (above the ColBERTv2 paper's 0.693 with a trained model) and lose to neither side."""
     data, index = scifact_index
-    capsys.readouterr()
-    argv = ["eval", "--index", str(index), "--queries", str(data / "queries.jsonl")]
-    assert main([*argv, "--qrels", str(data / "qrels" / "test.tsv"), "--json", "-q"]) == 0
-    scores = json.loads(capsys.readouterr().out)
+    scores = {}
+    for mode in ("late", "lexical", "hybrid"):
+        capsys.readouterr()
+        argv = ["eval", "--index", str(index), "--queries", str(data / "queries.jsonl"), "--mode", mode]
+        assert main([*argv, "--qrels", str(data / "qrels" / "test.tsv"), "--json", "-q"]) == 0
+        scores[mode] = json.loads(capsys.readouterr().out)
     print(scores)
-    assert scores["queries"] == 300
-    assert scores["ndcg@10"] >= 0.70
-    assert scores["recall@100"] >= 0.90
+    assert scores["late"]["queries"] == 300
+    assert scores["late"]["ndcg@10"] >= 0.70
+    assert scores["late"]["recall@100"] >= 0.90
+    assert scores["hybrid"]["ndcg@10"] >= 0.72
+    assert scores["hybrid"]["ndcg@10"] >= max(scores["late"]["ndcg@10"], scores["lexical"]["ndcg@10"]) - 0.01
+
+
+def test_trial_registration_numbers_are_found_by_hybrid_search(shared: Path, minilm_path: Path, tmp_path: Path) -> None:
+    """An id-like token (a trial registration number appended to each of 60 abstracts) is
+    what late interaction alone often misses and BM25 finds."""
+    lines = (shared / "data" / "scifact" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:60]
+    docs = [json.loads(line) for line in lines]
+    rng = np.random.default_rng(1)
+    numbers = [f"NCT0{rng.integers(1_000_000, 10_000_000)}" for _ in docs]
+    retriever = ColBERT.create(tmp_path / "idx", model=minilm_path, precision="float32", show_progress=False)
+    texts = [f"{d['title']}. {d['text']} Trial registration: {n}." for d, n in zip(docs, numbers, strict=True)]
+    retriever.add(texts, ids=[str(d["_id"]) for d in docs])
+    ranks: dict[str, list[int]] = {"late": [], "hybrid": [], "lexical": []}
+    for doc, number in zip(docs, numbers, strict=True):
+        for mode, found in ranks.items():
+            ids = [h.doc_id for h in retriever.search(number, k=60, mode=mode)]  # type: ignore[arg-type]
+            found.append(ids.index(str(doc["_id"])) + 1 if str(doc["_id"]) in ids else 61)
+    print(ranks)  # measured: late finds 28 of 60 in its top 10, hybrid 55 (19 first), lexical all first
+    rescued = sum(late > 10 >= hybrid for late, hybrid in zip(ranks["late"], ranks["hybrid"], strict=True))
+    assert rescued >= 20  # of the 32 late interaction misses
+    assert sum(rank <= 10 for rank in ranks["hybrid"]) >= 50
+    assert all(h <= late for h, late in zip(ranks["hybrid"], ranks["late"], strict=True))
+    assert ranks["lexical"] == [1] * 60
 
 
 def test_scifact_plaid_index_keeps_exact_quality(
@@ -110,7 +140,7 @@ def test_long_documents_are_found_by_their_passages(shared: Path, minilm_path: P
         index = tmp_path / label
         argv = ["index", "--model", str(minilm_path), "--input", str(corpus), "--index", str(index), "-q"]
         assert main([*argv, "--precision", "float32", *extra]) == 0
-        found = ColBERT.open(index, show_progress=False).search_batch(texts, k=10)
+        found = ColBERT.open(index, show_progress=False).search_batch(texts, k=10, mode="late")
         scores[label] = evaluate({q: [h.doc_id for h in hits] for q, hits in zip(qids, found, strict=True)}, qrels)
     print(scores)
     assert scores["passages"]["ndcg@10"] >= 0.75

@@ -58,6 +58,7 @@ def test_public_api_is_pinned() -> None:
         "IndexWriteError",
         "MissingDependencyError",
         "ModelMismatchError",
+        "Mode",
         "PlaidConfig",
         "RerankHit",
         "SearchConfig",
@@ -90,7 +91,7 @@ def test_scores_match_rerank_and_are_normalised(retriever: ColBERT) -> None:
     retriever.chunking = None  # rerank reads each text cut at doc_maxlen, as the index then stores it
     retriever.add(TEXTS, ids=[f"d{i}" for i in range(5)])
     query = "where is the eiffel tower?"
-    hits = retriever.search(query, k=5)
+    hits = retriever.search(query, k=5, mode="late")
     reranked = retriever.rerank(query, TEXTS)
     by_text = {h.text: h.score for h in reranked}
     for hit in hits:  # float16 storage vs float32: within 8 tokens x 2e-3

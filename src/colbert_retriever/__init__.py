@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from colbert_retriever._version import __version__
-from colbert_retriever.config import Chunking, EncoderConfig, IndexConfig, PlaidConfig, SearchConfig
+from colbert_retriever.config import Chunking, EncoderConfig, IndexConfig, Mode, PlaidConfig, SearchConfig
 from colbert_retriever.errors import (
     CheckpointError,
     ColbertRetrieverError,
@@ -90,6 +90,7 @@ __all__ = [
     "IndexVersionError",
     "IndexWriteError",
     "MissingDependencyError",
+    "Mode",
     "ModelMismatchError",
     "PlaidConfig",
     "RerankHit",

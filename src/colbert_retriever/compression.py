@@ -74,7 +74,8 @@ def add(path: Path, snap: Snapshot, staged: Sequence[Segment], kept: Sources, fo
     if extended is not codec:
         codec = extended
         entry = _save_codec(path, codec, folders, tokens=entry.tokens_at_training)
-    segments = [_write_compressed(_new_folder(path, folders), new, codec, source_codec=None)] if new else []
+    lexical = snap.manifest.lexical
+    segments = [_write_compressed(_new_folder(path, folders), new, codec, None, lexical=lexical)] if new else []
     return Rewrite(segments=segments, codec=entry, replaces_all=False)
 
 
@@ -96,7 +97,8 @@ def _rewrite_all(path: Path, snap: Snapshot, sources: Sources, folders: list[Pat
         entry = _save_codec(path, codec, folders, tokens=_count_tokens(sources))
     if codec is None or not any(len(rows) for _, rows in sources):
         return Rewrite(segments=[], codec=entry, replaces_all=True)
-    segment = _write_compressed(_new_folder(path, folders), sources, codec, source_codec=snap.codec)
+    folder = _new_folder(path, folders)
+    segment = _write_compressed(folder, sources, codec, snap.codec, lexical=snap.manifest.lexical)
     return Rewrite(segments=[segment], codec=entry, replaces_all=True)
 
 
@@ -186,10 +188,11 @@ def _extend_for_drift(codec: ResidualCodec, entry: CodecEntry, staged: Sequence[
 
 
 def _write_compressed(
-    folder: Path, sources: Sources, codec: ResidualCodec, source_codec: ResidualCodec | None
+    folder: Path, sources: Sources, codec: ResidualCodec, source_codec: ResidualCodec | None, *, lexical: bool
 ) -> SegmentEntry:
-    """One compressed segment holding `sources`' rows, in order. Tokens already compressed
-    with `codec` are copied as they are; others are (decompressed and) compressed."""
+    """One compressed segment holding `sources`' rows, in order (with a full-text index if
+    `lexical`). Tokens already compressed with `codec` are copied; others are (decompressed
+    and) compressed."""
     codes, residuals, norms, doclens = [], [], [], []
     stored: list[Row] = []
     cut: list[int] = []
@@ -216,4 +219,5 @@ def _write_compressed(
         np.concatenate(norms),
         len(codec.centroids),
         cut=cut,
+        lexical=lexical,
     )

@@ -25,7 +25,7 @@ import numpy as np
 
 import colbert_retriever.transaction as transaction
 from colbert_retriever.compression import token_vectors
-from colbert_retriever.config import IndexConfig, IndexType, PlaidConfig, SearchConfig, Unit
+from colbert_retriever.config import IndexConfig, IndexType, Mode, PlaidConfig, SearchConfig, Unit
 from colbert_retriever.errors import (
     ColbertRetrieverError,
     ConfigError,
@@ -72,6 +72,7 @@ class Index:
         index_type: IndexType = "auto",
         plaid: PlaidConfig | None = None,
         pool_factor: int = 1,
+        lexical: bool = True,
         exist_ok: bool = False,
         config: IndexConfig | None = None,
         search_config: SearchConfig | None = None,
@@ -87,6 +88,8 @@ class Index:
             plaid: How a plaid or auto index compresses (default `PlaidConfig()`).
             pool_factor: Keep ~1 / pool_factor of each document's token vectors, merging
                 similar ones (see pooling.py); 1 keeps them all.
+            lexical: Keep a full-text index (SQLite FTS5, BM25) of every passage beside the
+                vectors, for hybrid and lexical search (`compact(lexical=)` switches it).
             exist_ok: Open an existing index at `path` instead of failing.
 
         Raises:
@@ -117,6 +120,7 @@ class Index:
             model=model,
             dim=int(dim),
             pool_factor=pool_factor,
+            lexical=bool(lexical),
             plaid=plaid if index_type != "exact" else None,
         )
         with transaction.storage_errors(path):
@@ -194,30 +198,7 @@ class Index:
 
     def info(self) -> IndexInfo:
         """Counts, size on disk, format and model of the current state."""
-        manifest = self._snapshot.manifest
-        codec = manifest.codec
-        return IndexInfo(
-            path=str(self.path),
-            index_type="plaid" if codec or manifest.index_type == "plaid" else "exact",
-            format_version=manifest.format_version,
-            library_version=manifest.library_version,
-            documents=manifest.n_documents,
-            passages=manifest.n_passages,
-            cut=sum(len(set(entry.cut) - set(entry.deleted)) for entry in manifest.segments),
-            tokens=manifest.n_tokens,
-            bytes=sum(f.bytes for _, _, files in manifest.folders() for f in files.values())
-            + (self.path / MANIFEST).stat().st_size,
-            dim=manifest.dim,
-            dtype=manifest.dtype,
-            segments=len(manifest.segments),
-            deleted=sum(len(entry.deleted) for entry in manifest.segments),
-            model=self.model,
-            nbits=manifest.plaid.nbits if manifest.plaid else None,
-            centroids=codec.n_centroids if codec else 0,
-            tokens_at_training=codec.tokens_at_training if codec else 0,
-            pool_factor=manifest.pool_factor,
-            auto=manifest.index_type == "auto",
-        )
+        return self._snapshot.info(self.path)
 
     def verify(self) -> None:
         """Re-read every file of the current state, check its sha256 and the structure of
@@ -317,12 +298,14 @@ class Index:
         """
         self.write((), delete=doc_ids, missing_ok=missing_ok)
 
-    def compact(self) -> None:
+    def compact(self, *, lexical: bool | None = None) -> None:
         """Rewrite the live documents into fresh segments, dropping deleted rows for good.
 
         In a PLAID index the compressed tokens are copied as they are, into one segment.
+        Each segment's BM25 statistics then cover the whole collection again.
+        `lexical`: add (True) or drop (False) the full-text index; None keeps it as it is.
         """
-        self._install(transaction.compact(self.path, self.config, self._snapshot))
+        self._install(transaction.compact(self.path, self.config, self._snapshot, lexical=lexical))
 
     def retrain(self, *, force: bool = False) -> None:
         """Train new centroids and buckets on the live documents and recompress them all.
@@ -344,22 +327,35 @@ class Index:
         self._install(transaction.retrain(self.path, self.config, self._snapshot, force=force))
 
     def search(
-        self, queries: Sequence[np.ndarray], *, k: int, filters: Filter | None = None, unit: Unit = "document"
+        self,
+        queries: Sequence[np.ndarray],
+        *,
+        k: int,
+        filters: Filter | None = None,
+        unit: Unit = "document",
+        mode: Mode | None = None,
+        texts: Sequence[str] = (),
     ) -> list[list[Hit]]:
         """Top-k documents for each query's (n_tokens, dim) vectors: by exact MaxSim, or in a
-        PLAID index by its stages. A document stored as passages is scored from them
-        (`SearchConfig.passage_weights`); its hit carries the best one.
+        PLAID index by its stages; fused with BM25 over the query `texts` in hybrid mode. A
+        document stored as passages is scored from them; its hit carries the best one.
 
         Args:
             filters: A filter-language object (see `colbert_retriever.filters`), e.g.
                 `{"year": {"$gte": 2020}}`, or a callable(metadata) -> bool; applied before
-                ranking, so k hits come back whenever k documents pass.
+                ranking (on both sides in hybrid mode), so k hits come back whenever k
+                documents pass.
             unit: "document" (default) or "passage": the k best passages, several of one
                 document among them.
+            mode: "hybrid" (late interaction and BM25 fused, `SearchConfig.fusion`), "late"
+                or "lexical" (BM25 alone); None: hybrid if the index has a lexical side and
+                `texts` are given, else late.
+            texts: The queries' texts, for hybrid and lexical modes.
 
         An index without documents (new, or all deleted) gives no hits.
         Raises:
-            ConfigError: `k` < 1, a bad filter (naming the operator) or unit.
+            ConfigError: `k` < 1, a bad filter (naming the operator), unit or mode, or a
+                lexical mode on an index without a full-text index.
             DimensionMismatchError: query vectors of another size than the index's.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -383,6 +379,9 @@ class Index:
                 config=self.search_config,
                 unit=unit,
                 passages_per_document=snap.manifest.n_passages / snap.manifest.n_documents,
+                mode=mode,
+                texts=texts,
+                lexical=snap.manifest.lexical,
             )
         except ColbertRetrieverError:
             raise

@@ -78,11 +78,14 @@ class Hit:
 
     Attributes:
         doc_id: The document's id.
-        score: Raw MaxSim of the document: by default its best passage's (see
-            `SearchConfig.passage_weights`), the sum over query tokens of each token's best
-            cosine similarity in that passage. Grows with the number of query tokens.
-        normalized_score: `score` divided by the number of query tokens; lies in [-1, 1]
-            and is comparable across queries and models with different query lengths.
+        score: The ranking score. Late interaction: raw MaxSim of the document, by default
+            its best passage's (see `SearchConfig.passage_weights`), the sum over query
+            tokens of each token's best cosine similarity in that passage; it grows with
+            the number of query tokens. Hybrid: the fused score (`SearchConfig.fusion`).
+            Lexical: BM25 of the best passage.
+        normalized_score: Late interaction: `score` divided by the number of query tokens;
+            lies in [-1, 1] and is comparable across queries and models with different
+            query lengths. Hybrid and lexical: `score`.
         rank: 1 for the best hit.
         text: The text of the passage that scored best (the whole document when it fits
             the model; `ColBERT.get` returns the whole document).
@@ -90,8 +93,11 @@ class Hit:
         passage: Which passage scored (0 for a document stored whole).
         start: Where that passage starts in the document's text.
         end: Where it ends (exclusive): `document.text[start:end] == text`.
-        passage_score: That passage's own MaxSim (equals `score` under MaxP).
+        passage_score: That passage's own MaxSim (equals `score` under MaxP in late
+            search); its BM25 in lexical search.
         explanation: Per query token, what it matched (`search(..., highlights=True)`).
+        late_score: The document's late-interaction score (None in lexical search).
+        lexical_score: Its BM25 score, 0 without any query word (None in late search).
     """
 
     doc_id: str
@@ -105,6 +111,8 @@ class Hit:
     end: int = 0
     passage_score: float = 0.0
     explanation: Explanation | None = None
+    late_score: float | None = None
+    lexical_score: float | None = None
 
     @property
     def highlights(self) -> list[tuple[int, int]]:
@@ -114,9 +122,12 @@ class Hit:
     def cited_metadata(self) -> dict[str, Any]:
         """The document's metadata plus what a framework's result carries for citations:
         doc_id, score, rank, the passage and its span in the document (`passage`, `start`,
-        `end`) and, when searched with highlights, `highlights` ([start, end] in `text`)."""
+        `end`), each side's score in hybrid search (`late_score`, `lexical_score`) and,
+        when searched with highlights, `highlights` ([start, end] in `text`)."""
         cited = {**self.metadata, "doc_id": self.doc_id, "score": self.score, "rank": self.rank}
         cited |= {"passage": self.passage, "start": self.start, "end": self.end}
+        if self.late_score is not None and self.lexical_score is not None:
+            cited |= {"late_score": self.late_score, "lexical_score": self.lexical_score}
         if self.explanation is not None:
             cited["highlights"] = [list(span) for span in self.highlights]
         return cited
@@ -159,6 +170,7 @@ class IndexInfo:
             an exact index).
         tokens_at_training: PLAID index: tokens the codec was trained on; retraining is
             advisable once `tokens` is several times this.
+        lexical: Whether it keeps a full-text index for hybrid and lexical search.
     """
 
     path: str
@@ -180,3 +192,4 @@ class IndexInfo:
     tokens_at_training: int = 0
     pool_factor: int = 1
     auto: bool = False
+    lexical: bool = False

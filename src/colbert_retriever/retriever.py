@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from colbert_retriever.config import Chunking, EncoderConfig, IndexConfig, IndexType, PlaidConfig, SearchConfig, Unit
+from colbert_retriever.config import (
+    Chunking,
+    EncoderConfig,
+    IndexConfig,
+    IndexType,
+    Mode,
+    PlaidConfig,
+    SearchConfig,
+    Unit,
+)
 from colbert_retriever.corpus import zip_documents
 from colbert_retriever.encoder import Encoder
 from colbert_retriever.errors import ConfigError, IndexCorruptError
@@ -27,7 +36,7 @@ from colbert_retriever.passages import encode_rows, passage_spans, report_cut
 from colbert_retriever.results import Document, Explanation, Hit, IndexInfo, RerankHit
 from colbert_retriever.storage import DocumentBatch, Store
 from colbert_retriever.storage.manifest import MANIFEST, read_manifest
-from colbert_retriever.validation import check_documents, check_texts
+from colbert_retriever.validation import check_columns, check_documents, check_texts
 
 _SPLIT = Chunking()
 
@@ -64,6 +73,7 @@ class ColBERT:
         index_type: IndexType = "auto",
         plaid: PlaidConfig | None = None,
         pool_factor: int = 1,
+        lexical: bool = True,
         exist_ok: bool = False,
         chunking: Chunking | None = _SPLIT,
         index_config: IndexConfig | None = None,
@@ -80,6 +90,8 @@ class ColBERT:
             plaid: How a plaid index compresses (nbits, centroids); see `PlaidConfig`.
             pool_factor: Store ~1 / pool_factor of each document's token vectors, merging
                 similar ones: a smaller, faster index at some cost in quality.
+            lexical: Keep a full-text index (SQLite FTS5) of every passage, for hybrid
+                search (the default mode then) and lexical search.
             exist_ok: Open the index at `path` if there is one.
             chunking: How texts longer than the model reads are split into passages
                 (`Chunking()`, the default); None stores them cut at `doc_maxlen`, with a
@@ -111,6 +123,7 @@ class ColBERT:
             index_type=index_type,
             plaid=plaid,
             pool_factor=pool_factor,
+            lexical=lexical,
             config=index_config,
             search_config=search_config,
         )
@@ -241,11 +254,12 @@ class ColBERT:
         k: int = 10,
         filters: Filter | None = None,
         unit: Unit = "document",
+        mode: Mode | None = None,
         highlights: bool = False,
     ) -> list[Hit]:
         """The `k` best documents for `query` by MaxSim (exact, or PLAID's stages in a
-        compressed index). A document stored as passages is scored from them and its hit
-        carries the passage that scored best (`text`, with its span `start`:`end`).
+        compressed index), fused with BM25 in hybrid mode. A document stored as passages is
+        scored from them; its hit carries the passage that scored best (`text`, `start`:`end`).
 
         Args:
             query: The question.
@@ -256,16 +270,19 @@ class ColBERT:
                 ranking.
             unit: "document" (default), or "passage": the k best passages, several of one
                 document among them.
+            mode: "hybrid" (late interaction and BM25 fused, see `SearchConfig.fusion`),
+                "late" or "lexical"; None (default): hybrid if the index has a full-text
+                index (`create(lexical=True)`, the default), else late.
             highlights: Add each hit's `explanation` (what every query token matched, with
                 its span in `text`; `hit.highlights` merges the spans) for citations.
 
         Raises:
-            ConfigError: a blank query, k < 1, or a bad filter (naming the operator).
+            ConfigError: a blank query, k < 1, a bad filter (naming the operator) or mode.
         """
         if not isinstance(query, str):
             msg = f"query must be a string, got {type(query).__name__}; use search_batch for many"
             raise ConfigError(msg)
-        return self.search_batch([query], k=k, filters=filters, unit=unit, highlights=highlights)[0]
+        return self.search_batch([query], k=k, filters=filters, unit=unit, mode=mode, highlights=highlights)[0]
 
     def search_batch(
         self,
@@ -274,13 +291,14 @@ class ColBERT:
         k: int = 10,
         filters: Filter | None = None,
         unit: Unit = "document",
+        mode: Mode | None = None,
         highlights: bool = False,
     ) -> list[list[Hit]]:
         """`search` for many queries at once (one pass over the index); one list per query."""
         queries = check_texts(queries, "queries")
         store = self.index
         vectors = self.encoder.encode_queries(queries)
-        found = store.search(vectors, k=k, filters=filters, unit=unit)
+        found = store.search(vectors, k=k, filters=filters, unit=unit, mode=mode, texts=queries)
         if not highlights:
             return found
         return [
@@ -337,20 +355,7 @@ class ColBERT:
         return [RerankHit(i, score, score / n_tokens, rank, documents[i]) for rank, (i, score) in enumerate(hits, 1)]
 
     def _write(self, texts: Iterable[str], ids: Iterable[str] | None, metadata: Any, *, upsert: bool) -> list[str]:
-        if isinstance(texts, str) or not isinstance(texts, Iterable):
-            msg = f"texts must be an iterable of strings, not {type(texts).__name__}"
-            raise ConfigError(msg)
-        for name, value in (("ids", ids), ("metadata", metadata)):
-            if value is not None and (isinstance(value, (str, dict)) or not isinstance(value, Iterable)):
-                msg = f"{name} must be an iterable with one entry per text, got {type(value).__name__}"
-                raise ConfigError(msg)
-        sizes = {
-            name: len(v) for name, v in (("texts", texts), ("ids", ids), ("metadata", metadata)) if isinstance(v, Sized)
-        }
-        if len(set(sizes.values())) > 1:
-            msg = f"got {', '.join(f'{n} {name}' for name, n in sizes.items())}; they must match"
-            raise ConfigError(msg)
-        total = sizes.get("texts")
+        total = check_columns(texts, ids, metadata)
         return self._add_stream(zip_documents(texts, ids, metadata), upsert=upsert, total=total)
 
     def _add_stream(self, documents: Iterator[Any], *, upsert: bool, total: int | None) -> list[str]:

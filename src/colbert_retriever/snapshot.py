@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from colbert_retriever.errors import IndexCorruptError
+from colbert_retriever.results import IndexInfo
 from colbert_retriever.search.codec import ResidualCodec
 from colbert_retriever.storage.documents import hash_ids
-from colbert_retriever.storage.manifest import Manifest
+from colbert_retriever.storage.manifest import MANIFEST, Manifest
 from colbert_retriever.storage.segment import Segment, check_files, check_structure, deleted_mask, load_segment
 
 
@@ -64,6 +66,34 @@ class Snapshot:
                 packed_width=self.manifest.dim * nbits // 8,
             )
 
+    def info(self, path: Path) -> IndexInfo:
+        """Counts, size on disk, format and model of this state of the index at `path`."""
+        manifest = self.manifest
+        codec = manifest.codec
+        return IndexInfo(
+            path=str(path),
+            index_type="plaid" if codec or manifest.index_type == "plaid" else "exact",
+            format_version=manifest.format_version,
+            library_version=manifest.library_version,
+            documents=manifest.n_documents,
+            passages=manifest.n_passages,
+            cut=sum(len(set(entry.cut) - set(entry.deleted)) for entry in manifest.segments),
+            tokens=manifest.n_tokens,
+            bytes=sum(f.bytes for _, _, files in manifest.folders() for f in files.values())
+            + (path / MANIFEST).stat().st_size,
+            dim=manifest.dim,
+            dtype=manifest.dtype,
+            segments=len(manifest.segments),
+            deleted=sum(len(entry.deleted) for entry in manifest.segments),
+            model=dict(manifest.model),
+            nbits=manifest.plaid.nbits if manifest.plaid else None,
+            centroids=codec.n_centroids if codec else 0,
+            tokens_at_training=codec.tokens_at_training if codec else 0,
+            pool_factor=manifest.pool_factor,
+            auto=manifest.index_type == "auto",
+            lexical=manifest.lexical,
+        )
+
     def live_ids(self, accept: Callable[[Segment], np.ndarray] | None = None) -> list[str]:
         """Ids of the live documents (those `accept` passes: a row mask per segment), in
         storage order (reads each one's id)."""
@@ -85,6 +115,11 @@ def load_snapshot(path: Path, manifest: Manifest, *, previous: Snapshot | None, 
             segments.append(dataclasses.replace(loaded[entry.name], deleted=deleted_mask(entry)))
         else:
             segments.append(load_segment(path / "segments" / entry.name, entry, verify=verify))
+    for segment in segments:
+        if (segment.lexical is not None) != manifest.lexical:
+            problem = "lacks the full-text index" if manifest.lexical else "has a full-text index"
+            msg = f"index {path}: segment {segment.name} {problem}, against the manifest's lexical={manifest.lexical}"
+            raise IndexCorruptError(msg)
     codec_entry = manifest.codec
     if codec_entry is None:
         codec = None

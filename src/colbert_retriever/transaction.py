@@ -58,7 +58,7 @@ from colbert_retriever.storage.manifest import (
     read_manifest,
 )
 from colbert_retriever.storage.manifest import write_manifest as commit_manifest
-from colbert_retriever.storage.segment import Segment, load_segment, write_segment
+from colbert_retriever.storage.segment import Segment, load_segment, set_lexical, write_segment
 from colbert_retriever.validation import check_documents, check_string
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _ORPHAN_LOCK_SECONDS = 60.0  # a lock file with no folder this old belonged to a writer that died
+# Compacting an exact index writes segments of about this many tokens (float16: 128 MB at dim
+# 128), across the old segments' boundaries: few segments, each with BM25 statistics of many rows.
+_COMPACT_TOKENS = compression.AUTO_PLAID_TOKENS
 Change = Callable[[Snapshot, list[Path]], Manifest]
 
 
@@ -105,20 +108,25 @@ def write(
     return snap
 
 
-def compact(path: Path, config: IndexConfig, previous: Snapshot) -> Snapshot:
-    """Rewrite the live documents into fresh segments, dropping deleted rows for good."""
+def compact(path: Path, config: IndexConfig, previous: Snapshot, *, lexical: bool | None = None) -> Snapshot:
+    """Rewrite the live documents into fresh segments, dropping deleted rows for good;
+    `lexical`: with (True) or without (False) a full-text index (None: as now)."""
 
     def change(snap: Snapshot, folders: list[Path]) -> Manifest:
+        if lexical is not None:
+            snap = dataclasses.replace(snap, manifest=dataclasses.replace(snap.manifest, lexical=lexical))
         if snap.codec is not None:
             return _successor(snap, {}, compression.compact(path, snap, _kept(snap, {}), folders))
-        entries = []
-        for segment in snap.segments:
+        entries, parts, tokens = [], [], 0
+        for segment in snap.segments:  # whole documents, across segments, in runs of ~_COMPACT_TOKENS
             for rows in _whole_documents(segment, segment.live_rows, config.docs_per_segment):
-                assert segment.embeddings is not None, "an index without a codec stores exact vectors"
-                vectors = [segment.embeddings[segment.offsets[r] : segment.offsets[r + 1]] for r in rows.tolist()]
-                folders.append(path / "segments" / uuid.uuid4().hex)
-                rows_read = segment.documents.read(rows.tolist())
-                entries.append(write_segment(folders[-1], rows_read, vectors, segment.cut_among(rows)))
+                parts.append((segment, rows))
+                tokens += int((segment.offsets[rows + 1] - segment.offsets[rows]).sum())
+                if tokens >= _COMPACT_TOKENS:
+                    entries.append(_write_exact(path, parts, folders, lexical=snap.manifest.lexical))
+                    parts, tokens = [], 0
+        if parts:
+            entries.append(_write_exact(path, parts, folders, lexical=snap.manifest.lexical))
         return _successor(snap, {}, Rewrite(segments=entries, codec=None, replaces_all=True))
 
     return commit(path, config, previous, change)
@@ -231,7 +239,7 @@ class Staging:
             vectors = pool_tokens(batch.vectors, manifest.pool_factor)
             with storage_errors(self.index_path):
                 folder = self.folder / uuid.uuid4().hex
-                entry = write_segment(folder, rows, vectors, batch.cut)
+                entry = write_segment(folder, rows, vectors, batch.cut, lexical=manifest.lexical)
                 self.segments.append(load_segment(folder, entry, verify=False))
             self.entries.append(entry)
             self.ids.extend(doc_ids)
@@ -303,6 +311,22 @@ def _whole_documents(segment: Segment, rows: np.ndarray, size: int) -> Iterator[
         start = stop
 
 
+def _write_exact(
+    path: Path, parts: Sequence[tuple[Segment, np.ndarray]], folders: list[Path], *, lexical: bool
+) -> SegmentEntry:
+    """One new exact segment holding `parts` (segments' rows, whole documents), in order."""
+    rows_read: list[Row] = []
+    vectors: list[np.ndarray] = []
+    cut: list[int] = []
+    for segment, rows in parts:
+        assert segment.embeddings is not None, "an index without a codec stores exact vectors"
+        cut += [len(vectors) + i for i in segment.cut_among(rows)]
+        vectors += [segment.embeddings[segment.offsets[r] : segment.offsets[r + 1]] for r in rows.tolist()]
+        rows_read += segment.documents.read(rows.tolist())
+    folders.append(path / "segments" / uuid.uuid4().hex)
+    return write_segment(folders[-1], rows_read, vectors, cut, lexical=lexical)
+
+
 def _refuse_existing(existing: Sequence[str]) -> None:
     if existing:
         msg = f"document id {existing[0]!r} is already in the index; use upsert to replace it"
@@ -330,17 +354,23 @@ def _apply_write(
     elif compression.compresses(snap.manifest, added_tokens):
         rewrite = compression.add(path, snap, staging.segments, _kept(snap, removed), folders)
     else:
-        rewrite = Rewrite(segments=_move(path, staging, folders), codec=None, replaces_all=False)
+        moved = _move(path, staging, folders, lexical=snap.manifest.lexical)
+        rewrite = Rewrite(segments=moved, codec=None, replaces_all=False)
     return _successor(snap, removed, rewrite)
 
 
-def _move(path: Path, staging: Staging, folders: list[Path]) -> list[SegmentEntry]:
-    """Move the staged exact segments into ``segments/`` (one rename each)."""
-    for entry in staging.entries:
+def _move(path: Path, staging: Staging, folders: list[Path], *, lexical: bool) -> list[SegmentEntry]:
+    """Move the staged exact segments into ``segments/`` (one rename each), with a full-text
+    index if and only if the index has a lexical side (`lexical`)."""
+    entries = []
+    for entry, segment in zip(staging.entries, staging.segments, strict=True):
+        if (segment.lexical is not None) != lexical:
+            entry = set_lexical(staging.folder / entry.name, entry, segment, on=lexical)
         folders.append(path / "segments" / entry.name)
         os.replace(staging.folder / entry.name, folders[-1])
+        entries.append(entry)
     fsync_dir(path / "segments")
-    return staging.entries
+    return entries
 
 
 def _kept(snap: Snapshot, removed: dict[int, list[int]]) -> list[tuple[Segment, np.ndarray]]:

@@ -7,7 +7,7 @@ nothing invalid ever reaches the encoder or the disk.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Sized
 
 from colbert_retriever.errors import ConfigError, DuplicateIdError
 
@@ -80,3 +80,21 @@ def check_documents(
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             msg = f"document {doc_id!r}: metadata must be JSON-serialisable without NaN/inf ({exc})"
             raise ConfigError(msg) from exc
+
+
+def check_columns(texts: object, ids: object, metadata: object) -> int | None:
+    """Check that `texts` (and `ids`, `metadata` if not None) are iterables of one entry per
+    text, of one length where it is known; return the number of texts, if known."""
+    if isinstance(texts, str) or not isinstance(texts, Iterable):
+        msg = f"texts must be an iterable of strings, not {type(texts).__name__}"
+        raise ConfigError(msg)
+    for name, value in (("ids", ids), ("metadata", metadata)):
+        if value is not None and (isinstance(value, (str, dict)) or not isinstance(value, Iterable)):
+            msg = f"{name} must be an iterable with one entry per text, got {type(value).__name__}"
+            raise ConfigError(msg)
+    columns = (("texts", texts), ("ids", ids), ("metadata", metadata))
+    sizes = {name: len(v) for name, v in columns if isinstance(v, Sized)}
+    if len(set(sizes.values())) > 1:
+        msg = f"got {', '.join(f'{n} {name}' for name, n in sizes.items())}; they must match"
+        raise ConfigError(msg)
+    return sizes.get("texts")

@@ -52,7 +52,7 @@ def test_index_and_search_json(built: Path, capsys: pytest.CaptureFixture[str]) 
     assert lines[0]["metadata"] == {"title": "paris", "lang": "en"}
     assert set(lines[0]) == {
         *("doc_id", "score", "normalized_score", "rank", "text", "metadata"),
-        *("passage", "start", "end", "passage_score"),
+        *("passage", "start", "end", "passage_score", "late_score", "lexical_score"),
     }
     assert main(["search", "--index", str(built), "-q", "the cat sat on the mat."]) == 0
     assert "cat" in capsys.readouterr().out.splitlines()[0]
@@ -179,6 +179,36 @@ def test_info_counts_and_verifies(built: Path, capsys: pytest.CaptureFixture[str
     assert ["deleted", "1"] in rows
     assert ["index_type", "exact"] in rows
     assert len({line.index(value, len(key)) for line, (key, value) in zip(lines, rows, strict=True)}) == 1  # aligned
+
+
+def test_search_and_eval_modes_and_the_lexical_switch(
+    tmp_path: Path, corpus: Path, checkpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = str(tmp_path / "idx")
+    argv = ["index", "--model", str(checkpoints["stanford"]), "--input", str(corpus), "--index", index, "-q"]
+    assert main([*argv, "--no-lexical"]) == 0
+    capsys.readouterr()
+    assert main(["search", "--index", index, "--mode", "hybrid", "-q", "mat"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no full-text index" in err
+    assert len(err.splitlines()) == 1
+    assert main(["search", "--index", index, "--json", "-q", "mat"]) == 0  # late, the default here
+    assert {line["lexical_score"] for line in _json_lines(capsys.readouterr().out)} == {None}
+    assert main(["compact", "--index", index, "--lexical", "-q"]) == 0
+    assert main(["search", "--index", index, "--mode", "lexical", "--json", "-q", "mat"]) == 0
+    assert [line["doc_id"] for line in _json_lines(capsys.readouterr().out)] == ["cat"]
+    flags = ["--fusion", "rrf", "--json", "-q"]
+    assert main(["search", "--index", index, "-k", "3", *flags, "the mat"]) == 0  # hybrid, the default now
+    lines = _json_lines(capsys.readouterr().out)
+    assert len(lines) == 3
+    assert all(line["late_score"] is not None for line in lines)
+    queries, qrels = tmp_path / "queries.jsonl", tmp_path / "qrels.tsv"
+    queries.write_text(json.dumps({"_id": "q1", "text": "cat on a mat"}) + "\n")
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\tcat\t1\n")
+    assert main(["eval", "--index", index, "--queries", str(queries), "--qrels", str(qrels), "--mode", "lexical"]) == 0
+    assert "ndcg@10     1.0000" in capsys.readouterr().out
+    assert main(["search", "--index", index, "--late-weight", "2", "-q", "mat"]) == 1
+    assert "late_weight" in capsys.readouterr().err
 
 
 def test_plaid_index_search_flags_compact_retrain(

@@ -46,6 +46,7 @@ def compressed_segment(folder: Path, embeddings: np.ndarray, offsets: np.ndarray
         residuals,
         codec.norms(codes, residuals),
         len(codec.centroids),
+        lexical=False,
     )
     return load_segment(folder, entry, verify=True)
 

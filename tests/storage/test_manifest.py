@@ -99,3 +99,24 @@ def test_format_1_is_refused_with_the_fix(built: Path) -> None:
     _edit(built, _set("format_version", 1))  # colbert-retriever 0.1: texts parsed at open, no id index
     with pytest.raises(IndexVersionError, match="rebuild it with this version"):
         Index.open(built)
+
+
+def test_a_manifest_from_before_the_lexical_side_reads_as_without_one(tmp_path: Path) -> None:
+    index = Index.create(tmp_path / "idx", model=MODEL, dim=DIM, lexical=False)
+    index.write([batch(["a", "b"])])
+    path = tmp_path / "idx" / "manifest.json"
+    raw = json.loads(path.read_text())
+    del raw["lexical"]
+    path.write_text(json.dumps(raw))
+    assert read_manifest(tmp_path / "idx").lexical is False
+    assert not Index.open(tmp_path / "idx", verify=True).info().lexical
+
+
+def test_a_lexical_flag_that_disagrees_with_the_segments_is_corruption(tmp_path: Path) -> None:
+    Index.create(tmp_path / "idx", model=MODEL, dim=DIM).write([batch(["a", "b"])])
+    path = tmp_path / "idx" / "manifest.json"
+    raw = json.loads(path.read_text())
+    raw["lexical"] = False
+    path.write_text(json.dumps(raw))
+    with pytest.raises(IndexCorruptError, match="has a full-text index"):
+        Index.open(tmp_path / "idx")

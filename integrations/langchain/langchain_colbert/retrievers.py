@@ -16,7 +16,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from colbert_retriever import ColBERT, Filter, Hit
+from colbert_retriever import ColBERT, Filter, Hit, Mode
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -42,6 +42,8 @@ class ColBERTRetriever(BaseRetriever):
         filter: A core filter-language object, e.g. `{"year": {"$gte": 2020}}` (see
             `colbert_retriever.filters`), or a callable(metadata) -> bool.
         highlights: Put the matched words' spans into each document's metadata.
+        mode: "hybrid" (late interaction fused with BM25, the default on an index with a
+            full-text side), "late" or "lexical"; `invoke(query, mode=...)` overrides it.
         search_kwargs: Extra keyword arguments for `ColBERT.search` (e.g. {"k": 8}).
 
     Long texts are indexed as passages (the core's default chunking); each result is the
@@ -54,6 +56,7 @@ class ColBERTRetriever(BaseRetriever):
     k: int = 4
     filter: Filter | None = None
     highlights: bool = False
+    mode: Mode | None = None
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -109,7 +112,8 @@ class ColBERTRetriever(BaseRetriever):
         self.colbert.delete(list(ids))
 
     def _search_args(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {"k": self.k, "filters": self.filter, "highlights": self.highlights, **self.search_kwargs, **kwargs}
+        defaults = {"k": self.k, "filters": self.filter, "highlights": self.highlights, "mode": self.mode}
+        return {**defaults, **self.search_kwargs, **kwargs}
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

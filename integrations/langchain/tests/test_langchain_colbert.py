@@ -166,3 +166,16 @@ def test_long_documents_come_back_as_cited_passages(model_path: Path, tmp_path: 
     assert any(lit[0].page_content[s:e] == "Eiffel" for s, e in spans)
     retriever.delete(["report"])  # every passage of it
     assert [d.id for d in retriever.invoke("Eiffel Tower")] == ["fruit"]
+
+
+def test_the_search_mode_passes_through(colbert: ColBERT) -> None:
+    query = "Who wrote Hamlet?"
+    hybrid = ColBERTRetriever(colbert=colbert, k=3).invoke(query)  # the default on a new index
+    assert all(d.metadata["late_score"] is not None for d in hybrid)
+    assert hybrid[0].metadata["lexical_score"] > 0
+    lexical = ColBERTRetriever(colbert=colbert, k=3, mode="lexical").invoke(query)
+    expected = colbert.search(query, k=3, mode="lexical")
+    assert [(d.id, d.metadata["score"]) for d in lexical] == [(h.doc_id, h.score) for h in expected]
+    late = ColBERTRetriever(colbert=colbert, k=3, mode="lexical").invoke(query, mode="late")  # per call
+    assert "lexical_score" not in late[0].metadata
+    assert [d.id for d in late] == [h.doc_id for h in colbert.search(query, k=3, mode="late")]

@@ -127,3 +127,14 @@ def test_passages_keep_their_source_and_leave_with_it(model_path: Path, tmp_path
     retriever.delete_ref_doc("guide")  # the node inserted from it
     retriever.delete_ref_doc("report")  # the document, every passage
     assert retriever.retrieve("Eiffel Tower museum") == []
+
+
+def test_the_search_mode_passes_through(colbert: ColBERT) -> None:
+    query = "Who wrote Hamlet?"
+    for mode in ("hybrid", "late", "lexical"):
+        nodes = ColBERTRetriever(colbert, similarity_top_k=3, mode=mode).retrieve(query)  # type: ignore[arg-type]
+        expected = colbert.search(query, k=3, mode=mode)  # type: ignore[arg-type]
+        assert [(n.node.node_id, n.score) for n in nodes] == [(h.doc_id, h.score) for h in expected]
+    nodes = ColBERTRetriever(colbert, similarity_top_k=3).retrieve(query)
+    assert nodes[0].node.metadata["lexical_score"] > 0  # hybrid: the default on a new index
+    assert "lexical_score" not in nodes[0].node.get_content(metadata_mode="llm")

@@ -44,6 +44,7 @@ def index(args: argparse.Namespace) -> int:
         index_type=args.index_type,
         plaid=PlaidConfig() if args.nbits is None else PlaidConfig(nbits=args.nbits),
         pool_factor=args.pool_factor,
+        lexical=not args.no_lexical,
         exist_ok=args.exist_ok,
         chunking=_chunking(args),
         **_settings(args),
@@ -88,8 +89,10 @@ def compact(args: argparse.Namespace) -> int:
     from colbert_retriever.index import Index
 
     store = Index.open(args.index)
-    store.compact()
-    logger.info("compacted %s: %d documents in %d bytes", args.index, len(store), store.info().bytes)
+    store.compact(lexical=args.lexical)
+    info = store.info()
+    lexical = "with" if info.lexical else "without"
+    logger.info("compacted %s: %d documents, %d bytes, %s full-text index", args.index, len(store), info.bytes, lexical)
     return 0
 
 
@@ -116,7 +119,9 @@ def search(args: argparse.Namespace) -> int:
         qids = list(ids)
     retriever = _open(args)
     unit = "passage" if args.passages else "document"
-    results = retriever.search_batch(texts, k=args.k, filters=filters, unit=unit, highlights=args.explain)
+    results = retriever.search_batch(
+        texts, k=args.k, filters=filters, unit=unit, mode=args.mode, highlights=args.explain
+    )
     for qid, text, hits in zip(qids, texts, results, strict=True):
         if not hits and args.verbose:
             logger.info("no results for %s", repr(text) if qid is None else f"query {qid}")
@@ -155,6 +160,8 @@ def _hit_json(hit: Any) -> dict[str, Any]:
         "start": hit.start,
         "end": hit.end,
         "passage_score": hit.passage_score,
+        "late_score": hit.late_score,
+        "lexical_score": hit.lexical_score,
     }
     if hit.explanation is not None:
         line["explanation"] = [
@@ -209,7 +216,7 @@ def evaluate(args: argparse.Namespace) -> int:
         msg = f"no query id of {args.queries} appears in {args.qrels}; are they of the same collection and split?"
         raise ConfigError(msg)
     retriever = _open(args)
-    results = retriever.search_batch([texts[i] for i in judged], k=100)
+    results = retriever.search_batch([texts[i] for i in judged], k=100, mode=args.mode)
     run = {qids[i]: [hit.doc_id for hit in hits] for i, hits in zip(judged, results, strict=True)}
     scores = evaluate(run, qrels)
     if args.json:
@@ -236,7 +243,7 @@ def _open(args: argparse.Namespace) -> Any:
 
     search = {
         name: getattr(args, name)
-        for name in ("ncells", "ndocs", "centroid_score_threshold")
+        for name in ("ncells", "ndocs", "centroid_score_threshold", "fusion", "late_weight")
         if getattr(args, name, None) is not None
     }
     return ColBERT.open(args.index, model=args.model, search_config=SearchConfig(**search), **_settings(args))

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--nbits", type=int, choices=[1, 2, 4], help="plaid and auto: bits per residual dimension (2)")
     sub.add_argument("--pool-factor", type=int, default=1, help="keep ~1/N of each document's token vectors")
+    sub.add_argument(
+        "--no-lexical",
+        action="store_true",
+        help="no full-text (BM25) index beside the vectors: late-interaction search only",
+    )
     _model_options(sub, required=True)
 
     sub = command("add", commands.add, "Add documents to an existing index", "the index to add to")
@@ -79,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show each hit's passage with the words that matched marked (--json: an explanation per query token)",
     )
     sub.add_argument("--passages", action="store_true", help="the k best passages, several of one document among them")
-    _plaid_options(sub)
+    _search_options(sub)
     _model_options(sub, required=False)
 
     sub = command(
@@ -100,10 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--queries", required=True, help="queries.jsonl (_id, text)")
     sub.add_argument("--qrels", required=True, help="qrels tsv (query-id, corpus-id, score)")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
-    _plaid_options(sub)
+    _search_options(sub)
     _model_options(sub, required=False)
 
-    command("compact", commands.compact, "Rewrite an index without its deleted documents", "the index to compact")
+    sub = command("compact", commands.compact, "Rewrite an index without its deleted documents", "the index to compact")
+    lexical = sub.add_mutually_exclusive_group()
+    lexical.add_argument("--lexical", action="store_true", default=None, help="add a full-text (BM25) index")
+    lexical.add_argument("--no-lexical", dest="lexical", action="store_false", help="drop the full-text index")
 
     sub = command(
         "retrain",
@@ -150,7 +158,19 @@ def _model_options(sub: argparse.ArgumentParser, *, required: bool) -> None:
     )
 
 
-def _plaid_options(sub: argparse.ArgumentParser) -> None:
+def _search_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--mode",
+        choices=["hybrid", "late", "lexical"],
+        help="hybrid: late interaction and BM25 fused (the default where the index has a full-text index); "
+        "late: late interaction alone (the default elsewhere); lexical: BM25 alone",
+    )
+    sub.add_argument(
+        "--fusion",
+        choices=["blend", "rrf"],
+        help="hybrid: blend (default): weighted sum of min-max normalised scores; rrf: reciprocal-rank fusion",
+    )
+    sub.add_argument("--late-weight", type=float, help="hybrid blend: weight of late interaction in [0, 1] (0.8)")
     sub.add_argument("--ncells", type=int, help="plaid: centroids probed per query token (default: grows with k)")
     sub.add_argument("--ndocs", type=int, help="plaid: candidates reranked exactly (default: grows with k)")
     sub.add_argument(

@@ -16,7 +16,7 @@ import numpy as np
 from colbert_retriever.results import Document, Hit
 
 if TYPE_CHECKING:
-    from colbert_retriever.config import Unit
+    from colbert_retriever.config import Mode, Unit
     from colbert_retriever.filters import Filter
     from colbert_retriever.storage.documents import Row
 
@@ -71,8 +71,17 @@ class Store(Protocol):
     def get(self, doc_ids: Sequence[str]) -> list[Document]: ...
 
     def search(
-        self, queries: Sequence[np.ndarray], *, k: int, filters: Filter | None = None, unit: Unit = "document"
-    ) -> list[list[Hit]]: ...
+        self,
+        queries: Sequence[np.ndarray],
+        *,
+        k: int,
+        filters: Filter | None = None,
+        unit: Unit = "document",
+        mode: Mode | None = None,
+        texts: Sequence[str] = (),
+    ) -> list[list[Hit]]:
+        """Top-k per query vectors; `texts` (the queries' texts) for hybrid and lexical `mode`."""
+        ...
 
     def passages(self, doc_id: str, numbers: Sequence[int] | None = None) -> list[tuple[Row, np.ndarray]]:
         """Each stored passage of `doc_id` with its (n_tokens, dim) float32 token vectors."""

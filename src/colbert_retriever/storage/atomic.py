@@ -12,7 +12,7 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +61,23 @@ def write_bytes(path: Path, data: bytes) -> FileInfo:
         raise
     fsync_dir(path.parent)
     return FileInfo(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def write_with(path: Path, fill: Callable[[Path], None]) -> FileInfo:
+    """Atomically replace `path` with the file `fill(temporary path)` writes (for files a
+    library writes itself, such as a SQLite database); return its size and sha256."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fill(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+    return FileInfo(bytes=path.stat().st_size, sha256=sha256_file(path))
 
 
 def write_npy(path: Path, array: np.ndarray) -> FileInfo:

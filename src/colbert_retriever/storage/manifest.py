@@ -73,12 +73,14 @@ class CodecEntry:
 
 @dataclass(frozen=True)
 class Manifest:
-    """One committed state of an index."""
+    """One committed state of an index. `lexical`: every segment holds a full-text index
+    of its rows (storage/lexical.py); absent from manifests written before it existed."""
 
     index_type: IndexType
     model: dict[str, Any]
     dim: int
     pool_factor: int = 1
+    lexical: bool = False
     plaid: PlaidConfig | None = None
     codec: CodecEntry | None = None
     generation: int = 0
@@ -294,6 +296,7 @@ class _Reader:
             dim=self.get(raw, "dim", int, "manifest"),
             dtype=self.get(raw, "dtype", str, "manifest"),
             pool_factor=self.get(raw, "pool_factor", int, "manifest"),
+            lexical=self.get(raw, "lexical", bool, "manifest") if "lexical" in raw else False,
             plaid=plaid_config,
             codec=self.codec(raw.get("codec")),
             n_documents=self.get(raw, "n_documents", int, "manifest"),

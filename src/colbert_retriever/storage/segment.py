@@ -5,6 +5,8 @@ Every segment folder holds, readable without this library:
 * ``doclens.npy``: (n_rows,) int64, tokens per document, in order;
 * the documents, read lazily (see storage/documents.py: ``documents.jsonl``, its line
   offsets, an id index and the metadata columns);
+* in an index with a lexical side, ``lexical.sqlite``: the rows' full-text index
+  (storage/lexical.py);
 
 and the token vectors, back to back, either exact (exact index):
 
@@ -25,6 +27,7 @@ compaction writes new segments.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from colbert_retriever.errors import IndexCorruptError
-from colbert_retriever.storage import documents
+from colbert_retriever.storage import documents, lexical
 from colbert_retriever.storage.atomic import FileInfo, fsync_dir, sha256_file, write_npy
 from colbert_retriever.storage.documents import DocumentTable, Row
 from colbert_retriever.storage.manifest import SegmentEntry
@@ -65,6 +68,7 @@ class Segment:
         embeddings: (n_tokens, dim) float16 in an exact index, else None.
         compressed: The compressed tokens in a PLAID index, else None.
         cut: Rows whose text was longer than the model reads (stored without passages).
+        lexical: Path of the segment's full-text index, if the index has a lexical side.
     """
 
     name: str
@@ -74,6 +78,7 @@ class Segment:
     embeddings: np.ndarray | None = None
     compressed: Compressed | None = None
     cut: tuple[int, ...] = ()
+    lexical: Path | None = None
 
     @property
     def n_rows(self) -> int:
@@ -117,15 +122,16 @@ class Segment:
 
 
 def write_segment(
-    folder: Path, rows: Sequence[Row], vectors: Sequence[np.ndarray], cut: Sequence[int] = ()
+    folder: Path, rows: Sequence[Row], vectors: Sequence[np.ndarray], cut: Sequence[int] = (), *, lexical: bool
 ) -> SegmentEntry:
     """Write a new exact segment folder; return its manifest entry (counts and file
-    checksums). `cut`: rows whose text was longer than the model reads."""
+    checksums). `cut`: rows whose text was longer than the model reads; `lexical`: write
+    the rows' full-text index too."""
     folder.mkdir(parents=True)
     embeddings = np.concatenate(vectors, dtype=np.float16)  # (n_tokens, dim) float16
     doclens = np.array([len(v) for v in vectors], dtype=np.int64)  # (n_rows,) int64
     files = {"embeddings.npy": write_npy(folder / "embeddings.npy", embeddings)}
-    return _finish(folder, files, rows, doclens, cut)
+    return _finish(folder, files, rows, doclens, cut, lexical)
 
 
 def write_compressed_segment(
@@ -137,6 +143,8 @@ def write_compressed_segment(
     norms: np.ndarray,
     n_centroids: int,
     cut: Sequence[int] = (),
+    *,
+    lexical: bool,
 ) -> SegmentEntry:
     """Write a new compressed segment folder, inverted lists included; return its manifest entry."""
     folder.mkdir(parents=True)
@@ -153,15 +161,18 @@ def write_compressed_segment(
         "ivf_offsets.npy": write_npy(folder / "ivf_offsets.npy", ivf_offsets),
         "ivf_docs.npy": write_npy(folder / "ivf_docs.npy", ivf_docs.astype(np.int32)),
     }
-    return _finish(folder, files, rows, np.asarray(doclens, dtype=np.int64), cut)
+    return _finish(folder, files, rows, np.asarray(doclens, dtype=np.int64), cut, lexical)
 
 
 def _finish(
-    folder: Path, files: dict[str, FileInfo], rows: Sequence[Row], doclens: np.ndarray, cut: Sequence[int]
+    folder: Path, files: dict[str, FileInfo], rows: Sequence[Row], doclens: np.ndarray, cut: Sequence[int], lex: bool
 ) -> SegmentEntry:
-    """Write the files every segment has and return the manifest entry."""
+    """Write the files every segment has (and its full-text index if `lex`); return the
+    manifest entry."""
     files["doclens.npy"] = write_npy(folder / "doclens.npy", doclens)
     files |= documents.write_documents(folder, rows)
+    if lex:
+        files[lexical.FILE] = lexical.write_lexical(folder / lexical.FILE, (row.text for row in rows))
     fsync_dir(folder)
     fsync_dir(folder.parent)
     return SegmentEntry(
@@ -174,10 +185,22 @@ def _finish(
     )
 
 
+def set_lexical(folder: Path, entry: SegmentEntry, segment: Segment, *, on: bool) -> SegmentEntry:
+    """`entry` of an uncommitted segment with its full-text index written (`on`) or removed:
+    a write staged before a compact switched the index's lexical side commits after it."""
+    files = {name: info for name, info in entry.files.items() if name != lexical.FILE}
+    if on:
+        texts = (row.text for row in segment.documents.read(list(range(segment.n_rows))))
+        files[lexical.FILE] = lexical.write_lexical(folder / lexical.FILE, texts)
+    else:
+        (folder / lexical.FILE).unlink(missing_ok=True)
+    return dataclasses.replace(entry, files=files)
+
+
 def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
     """Load a segment listed in the manifest, checking every file's size (and checksum)."""
     names = set(entry.files)
-    if names not in ({*VECTOR_FILES, *_COMMON_FILES}, {*COMPRESSED_FILES, *_COMMON_FILES}):
+    if names - {lexical.FILE} not in ({*VECTOR_FILES, *_COMMON_FILES}, {*COMPRESSED_FILES, *_COMMON_FILES}):
         msg = f"segment {folder}: its manifest entry lists unexpected files {sorted(names)}"
         raise IndexCorruptError(msg)
     check_files(folder, entry.files, verify=verify)
@@ -206,6 +229,7 @@ def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
         embeddings=arrays.pop("embeddings", None),
         compressed=Compressed(**arrays) if arrays else None,
         cut=entry.cut,
+        lexical=folder / lexical.FILE if lexical.FILE in names else None,
     )
 
 

@@ -23,11 +23,14 @@ from llama_index.core.vector_stores.types import (
 )
 from pydantic import Field, PrivateAttr
 
-from colbert_retriever import ColBERT, Hit, Index
+from colbert_retriever import ColBERT, Hit, Index, Mode
 
 # Added to each node's metadata, kept out of what the LLM and embedders see.
 REF_DOC_KEY = "ref_doc_id"  # a node's source document, kept in the stored metadata
-RESULT_KEYS = ["doc_id", "score", "rank", "passage", "start", "end", "highlights", REF_DOC_KEY]
+RESULT_KEYS = [
+    *("doc_id", "score", "rank", "passage", "start", "end", "highlights", "late_score", "lexical_score"),
+    REF_DOC_KEY,
+]
 
 # LlamaIndex operators as the core filter language's (colbert_retriever.filters)
 _OPERATORS = {
@@ -107,6 +110,8 @@ class ColBERTRetriever(BaseRetriever):
 
     Documents are indexed whole: the core splits long ones into passages, and each result is
     the best passage of a distinct document. `highlights=True` adds the matched spans.
+    `mode`: "hybrid" (late interaction fused with BM25, the default on an index with a
+    full-text side), "late" or "lexical".
     """
 
     def __init__(
@@ -117,10 +122,12 @@ class ColBERTRetriever(BaseRetriever):
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
         highlights: bool = False,
+        mode: Mode | None = None,
     ) -> None:
         self.colbert = colbert
         self.similarity_top_k = similarity_top_k
         self.highlights = highlights
+        self.mode = mode
         self._filters = to_core_filters(filters)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
@@ -179,7 +186,11 @@ class ColBERTRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self.colbert.search(
-            query_bundle.query_str, k=self.similarity_top_k, filters=self._filters, highlights=self.highlights
+            query_bundle.query_str,
+            k=self.similarity_top_k,
+            filters=self._filters,
+            mode=self.mode,
+            highlights=self.highlights,
         )
         return [hit_to_node(hit) for hit in hits]
 

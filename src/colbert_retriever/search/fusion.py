@@ -1,0 +1,48 @@
+"""Fusing two scores of the same candidates into one: arrays in, array out, no index.
+
+Both take each candidate's late-interaction score and its BM25 score (0 where the candidate
+has none of the query's words) and return one score per candidate, higher better.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def min_max(scores: np.ndarray) -> np.ndarray:
+    """`scores` mapped linearly onto [0, 1] (all 0 when they are all equal).
+
+    >>> min_max(np.array([2.0, 4.0, 3.0])).tolist()
+    [0.0, 1.0, 0.5]
+    """
+    if not len(scores) or scores.max() <= scores.min():
+        return np.zeros(len(scores))
+    return (scores - scores.min()) / (scores.max() - scores.min())
+
+
+def blend(late: np.ndarray, lexical: np.ndarray, late_weight: float) -> np.ndarray:
+    """`late_weight` x min-max(late) + (1 - `late_weight`) x min-max(lexical).
+
+    >>> blend(np.array([10.0, 8.0, 6.0]), np.array([0.0, 3.0, 6.0]), 0.5).tolist()
+    [0.5, 0.5, 0.5]
+    """
+    return late_weight * min_max(late) + (1 - late_weight) * min_max(lexical)
+
+
+def reciprocal_rank(late: np.ndarray, lexical: np.ndarray, k: int) -> np.ndarray:
+    """Sum over both rankings of 1 / (k + rank), rank 1 the best; a candidate without any
+    query word (BM25 0) gets nothing from the lexical ranking. Ties share the better rank.
+
+    >>> reciprocal_rank(np.array([3.0, 2.0]), np.array([0.0, 5.0]), 1).tolist()
+    [0.5, 0.8333333333333333]
+    """
+    fused = 1 / (k + _ranks(late))
+    matched = lexical > 0
+    fused[matched] += 1 / (k + _ranks(lexical[matched]))
+    return fused
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Rank of each score, 1 for the highest; equal scores share the better rank."""
+    ordered = np.sort(scores)[::-1]
+    return np.searchsorted(-ordered, -scores, side="left") + 1.0

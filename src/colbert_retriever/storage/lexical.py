@@ -1,0 +1,95 @@
+"""The lexical side index: a segment's rows in a SQLite FTS5 table, for exact words.
+
+A segment of an index with a lexical side holds ``lexical.sqlite``: a contentless FTS5 table
+(the texts stay in documents.jsonl) over each row's text, its rowid the row number,
+tokenised by FTS5's ``porter unicode61`` (Unicode words, case and diacritics folded, Porter
+stems). It is written once with its segment, listed and checksummed in the manifest like the
+segment's other files, and opened read-only as immutable. Ranking is FTS5's own ``bm25()``.
+
+BM25's document frequencies are the segment's own, as Elasticsearch scores each shard with
+its own: an index written in one go, or compacted, is one segment scored with the whole
+collection's statistics; segments added since score with theirs until the next compact.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from colbert_retriever.errors import ConfigError, IndexCorruptError
+from colbert_retriever.storage.atomic import FileInfo, write_with
+
+FILE = "lexical.sqlite"
+_WORD = re.compile(r"\w")
+
+
+def write_lexical(path: Path, texts: Iterable[str]) -> FileInfo:
+    """Write the FTS5 table of `texts` (row i = rowid i) to `path`, atomically."""
+
+    def fill(tmp: Path) -> None:
+        db = sqlite3.connect(tmp)
+        try:
+            db.execute("PRAGMA journal_mode=OFF")  # a new file in an uncommitted segment: nothing to roll back to
+            db.execute("CREATE VIRTUAL TABLE passages USING fts5(text, content='', tokenize='porter unicode61')")
+            db.executemany("INSERT INTO passages(rowid, text) VALUES (?, ?)", enumerate(texts))
+            db.execute("INSERT INTO passages(passages) VALUES ('optimize')")  # one b-tree: smaller, faster
+            db.commit()
+        except sqlite3.OperationalError as exc:
+            msg = f"this Python's SQLite cannot build a full-text index ({exc}); create the index with lexical=False"
+            raise ConfigError(msg) from exc
+        finally:
+            db.close()
+
+    return write_with(path, fill)
+
+
+def match_expression(query: str) -> str | None:
+    """The FTS5 query for `query`: any of its whitespace-separated pieces (NUL counts as
+    whitespace), each a quoted phrase (so "ERR-4521X" must match as the words err 4521x in
+    a row), or None if it has no word at all.
+
+    >>> match_expression("error ERR-4521X ?")
+    '"error" OR "ERR-4521X"'
+    """
+    pieces = [piece for piece in query.replace("\x00", " ").split() if _WORD.search(piece)]  # FTS5 stops at NUL
+    return " OR ".join('"' + piece.replace('"', '""') + '"' for piece in pieces) or None
+
+
+def match(path: Path, expression: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every row matching `expression`: (rows int64, BM25 scores float64, higher better:
+    FTS5's bm25() negated), in no particular order. Scoring every match is what ranking
+    them costs anyway; the caller masks and sorts in numpy."""
+    with _open(path) as db:
+        found = _execute(db, path, "SELECT rowid, -bm25(passages) FROM passages WHERE passages MATCH ?", (expression,))
+        pairs = np.array(found, dtype=np.float64).reshape(-1, 2)
+    return pairs[:, 0].astype(np.int64), pairs[:, 1]
+
+
+class _open:
+    """A read-only connection to an immutable FTS5 file, closed on exit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        except sqlite3.Error as exc:
+            msg = f"cannot open the lexical index {self.path}: {exc}"
+            raise IndexCorruptError(msg) from exc
+        return self.db
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+
+def _execute(db: sqlite3.Connection, path: Path, query: str, args: tuple[object, ...]) -> list[tuple[int, float]]:
+    try:
+        return db.execute(query, args).fetchall()
+    except sqlite3.DatabaseError as exc:
+        msg = f"the lexical index {path} cannot be read ({exc}); `colbert-retriever info --verify` checks it"
+        raise IndexCorruptError(msg) from exc
