@@ -23,7 +23,7 @@ from pathlib import Path
 
 from colbert_retriever.corpus import read_corpus, read_qrels, read_queries
 from colbert_retriever.metrics import evaluate
-from colbert_retriever.storage.lexical import match, match_expression, write_lexical
+from colbert_retriever.storage.lexical import LexicalTable, match_expression, write_lexical
 
 _WORD = re.compile(r"\w+")
 
@@ -102,13 +102,13 @@ def per_segment(ids: list[str], texts: list[str], queries: list[str], folder: Pa
     segments = []
     for start in range(0, len(ids), size):
         write_lexical(folder / f"{start}.sqlite", texts[start : start + size])
-        segments.append((folder / f"{start}.sqlite", ids[start : start + size]))
+        segments.append((LexicalTable(folder / f"{start}.sqlite"), ids[start : start + size]))
     runs = []
     for query in queries:
         expression = match_expression(query) or '""'
         found: list[tuple[float, str]] = []
-        for path, segment_ids in segments:
-            rows, scores = match(path, expression)
+        for table, segment_ids in segments:
+            rows, scores = table.match(expression)
             found += [(s, segment_ids[r]) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)]
         runs.append([doc_id for _, doc_id in sorted(found, reverse=True)[:100]])
     return runs

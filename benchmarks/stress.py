@@ -233,8 +233,8 @@ def main() -> int:
             size = journal.stat().st_size
             proc = subprocess.Popen([*me, "--role", "writer", "--journal", str(journal), "--start", str(next_n)])
             ready = time.monotonic() + 60
-            while journal.stat().st_size == size and time.monotonic() < ready:
-                time.sleep(0.01)  # wait for its first write, then kill at a random point
+            while b'"done"' not in journal.read_bytes()[size:] and time.monotonic() < ready:
+                time.sleep(0.01)  # a new process's first write is slow (~0.4 s): let one land, then kill at random
             time.sleep(random.uniform(0.0, 0.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait()

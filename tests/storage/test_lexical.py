@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from colbert_retriever.errors import IndexCorruptError
-from colbert_retriever.storage.lexical import match, match_expression, write_lexical
+from colbert_retriever.storage.lexical import LexicalTable, match_expression, write_lexical
 
 TEXTS = ["the cat sat on the mat", "dogs chase cats", "error ERR-4521X in the pump", "nothing to see"]
 
@@ -25,7 +25,7 @@ def table(tmp_path: Path) -> Path:
 def found(table: Path, query: str) -> dict[int, float]:
     expression = match_expression(query)
     assert expression is not None
-    rows, scores = match(table, expression)
+    rows, scores = LexicalTable(table).match(expression)
     return dict(zip(rows.tolist(), scores.tolist(), strict=True))
 
 
@@ -60,7 +60,15 @@ def test_operator_words_are_searched_as_words(table: Path) -> None:
     assert sorted(found(table, "NOT cat")) == [0, 1]  # no FTS5 syntax error, no negation
 
 
+def test_an_open_table_outlives_its_file(table: Path) -> None:
+    """Regression: a search on an older state failed once a commit had removed that
+    state's segment folder (the file was opened per query)."""
+    opened = LexicalTable(table)
+    table.unlink()
+    assert sorted(opened.match('"cat"')[0].tolist()) == [0, 1]
+
+
 def test_a_damaged_file_is_a_corrupt_index(table: Path) -> None:
     table.write_bytes(b"not a database" * 100)
     with pytest.raises(IndexCorruptError, match="lexical index"):
-        match(table, '"cat"')
+        LexicalTable(table).match('"cat"')

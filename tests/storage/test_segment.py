@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from colbert_retriever import Index, IndexCorruptError, IndexNotFoundError, IndexVersionError
@@ -102,3 +104,16 @@ def test_no_pickle_is_ever_loaded(built: Path) -> None:
     (built / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexCorruptError, match="cannot read segment"):
         Index.open(built)
+
+
+def test_a_loaded_segment_reads_its_documents_after_its_folder_is_removed(tmp_path: Path) -> None:
+    """Regression: a search on a state two commits old failed (FileNotFoundError) when it
+    first read a segment's documents after compaction had removed that segment's folder."""
+    index = Index.create(tmp_path / "idx", model=MODEL, dim=DIM)
+    index.write([batch(["a", "b"])])
+    old = Index.open(tmp_path / "idx")
+    for folder in (tmp_path / "idx" / "segments").iterdir():
+        shutil.rmtree(folder)  # what garbage collection does once two commits have passed
+    (hit,) = old.search([np.ones((1, DIM), dtype=np.float32)], k=1, mode="late")[0]
+    assert hit.doc_id in ("a", "b")
+    assert old.search([np.ones((1, DIM), dtype=np.float32)], k=1, mode="lexical", texts=["text"])[0]

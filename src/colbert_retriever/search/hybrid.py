@@ -22,7 +22,7 @@ from colbert_retriever.config import Mode, SearchConfig
 from colbert_retriever.maxsim import maxsim
 from colbert_retriever.search import fusion
 from colbert_retriever.search.codec import ResidualCodec
-from colbert_retriever.storage import lexical
+from colbert_retriever.storage.lexical import match_expression
 from colbert_retriever.storage.segment import Segment
 
 
@@ -99,7 +99,7 @@ def rank(
         n: Candidates taken from the lexical side.
     """
     rows = _Rows(segments, grouped)
-    expression = lexical.match_expression(text)
+    expression = match_expression(text)
     matched = _bm25(rows, allowed, expression) if expression else {}
     found_lexical = dict(itertools.islice(matched.items(), n))
     if mode == "lexical":
@@ -125,7 +125,7 @@ def _bm25(rows: _Rows, allowed: Sequence[np.ndarray], expression: str) -> dict[i
     keys, scores, positions = [np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0, np.int64)]
     for seg_no, segment in enumerate(rows.segments):
         assert segment.lexical is not None, "dispatch checks the index has a lexical side"
-        found, bm25 = lexical.match(segment.lexical, expression)
+        found, bm25 = segment.lexical.match(expression)
         keep = allowed[seg_no][found]
         found, base = found[keep], int(rows.bases[seg_no])
         keys.append(base + (segment.first_rows(found) if rows.grouped else found))

@@ -96,6 +96,18 @@ class DocumentTable:
         self.folder = folder
         self.n_rows = n_rows
 
+    def map(self) -> DocumentTable:
+        """Map every file now, reading nothing but headers; return self. A mapping stays
+        readable after a later commit removes the folder, so a search still on this state
+        can read its hits' documents."""
+        try:
+            for name in ("_lines", "_offsets", "_id_index", "passages", "columns"):
+                getattr(self, name)
+        except (OSError, ValueError) as exc:
+            msg = f"cannot read segment {self.folder}: {exc}"
+            raise IndexCorruptError(msg) from exc
+        return self
+
     @cached_property
     def _lines(self) -> np.ndarray:
         return np.asarray(np.memmap(self.folder / "documents.jsonl", dtype=np.uint8, mode="r"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -59,32 +60,31 @@ def match_expression(query: str) -> str | None:
     return " OR ".join('"' + piece.replace('"', '""') + '"' for piece in pieces) or None
 
 
-def match(path: Path, expression: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every row matching `expression`: (rows int64, BM25 scores float64, higher better:
-    FTS5's bm25() negated), in no particular order. Scoring every match is what ranking
-    them costs anyway; the caller masks and sorts in numpy."""
-    with _open(path) as db:
-        found = _execute(db, path, "SELECT rowid, -bm25(passages) FROM passages WHERE passages MATCH ?", (expression,))
-        pairs = np.array(found, dtype=np.float64).reshape(-1, 2)
-    return pairs[:, 0].astype(np.int64), pairs[:, 1]
-
-
-class _open:
-    """A read-only connection to an immutable FTS5 file, closed on exit."""
+class LexicalTable:
+    """A segment's full-text table, opened once, read-only and immutable, when the segment
+    loads: like its memory-mapped arrays, the open file outlives a later commit that removes
+    the segment's folder, so a search on an older state still reads it. Thread-safe."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-
-    def __enter__(self) -> sqlite3.Connection:
+        self._lock = threading.Lock()
         try:
-            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+            uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._db.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opens the file now
         except sqlite3.Error as exc:
-            msg = f"cannot open the lexical index {self.path}: {exc}"
+            msg = f"cannot open the lexical index {path}: {exc}"
             raise IndexCorruptError(msg) from exc
-        return self.db
 
-    def __exit__(self, *exc: object) -> None:
-        self.db.close()
+    def match(self, expression: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every row matching `expression`: (rows int64, BM25 scores float64, higher better:
+        FTS5's bm25() negated), in no particular order. Scoring every match is what ranking
+        them costs anyway; the caller masks and sorts in numpy."""
+        query = "SELECT rowid, -bm25(passages) FROM passages WHERE passages MATCH ?"
+        with self._lock:
+            found = _execute(self._db, self.path, query, (expression,))
+        pairs = np.array(found, dtype=np.float64).reshape(-1, 2)
+        return pairs[:, 0].astype(np.int64), pairs[:, 1]
 
 
 def _execute(db: sqlite3.Connection, path: Path, query: str, args: tuple[object, ...]) -> list[tuple[int, float]]:

@@ -68,7 +68,7 @@ class Segment:
         embeddings: (n_tokens, dim) float16 in an exact index, else None.
         compressed: The compressed tokens in a PLAID index, else None.
         cut: Rows whose text was longer than the model reads (stored without passages).
-        lexical: Path of the segment's full-text index, if the index has a lexical side.
+        lexical: The segment's full-text table, if the index has a lexical side.
     """
 
     name: str
@@ -78,7 +78,7 @@ class Segment:
     embeddings: np.ndarray | None = None
     compressed: Compressed | None = None
     cut: tuple[int, ...] = ()
-    lexical: Path | None = None
+    lexical: lexical.LexicalTable | None = None
 
     @property
     def n_rows(self) -> int:
@@ -225,11 +225,11 @@ def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
         name=folder.name,
         offsets=offsets,
         deleted=deleted_mask(entry),
-        documents=DocumentTable(folder, entry.n_rows),
+        documents=DocumentTable(folder, entry.n_rows).map(),
         embeddings=arrays.pop("embeddings", None),
         compressed=Compressed(**arrays) if arrays else None,
         cut=entry.cut,
-        lexical=folder / lexical.FILE if lexical.FILE in names else None,
+        lexical=lexical.LexicalTable(folder / lexical.FILE) if lexical.FILE in names else None,
     )
 
 
