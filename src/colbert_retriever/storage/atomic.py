@@ -48,24 +48,19 @@ def fsync_dir(path: Path) -> None:
 
 def write_bytes(path: Path, data: bytes) -> FileInfo:
     """Atomically replace `path` with `data`; return its size and sha256 for the manifest."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    _replace(path, lambda tmp: tmp.write_bytes(data))
     return FileInfo(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
-def write_with(path: Path, fill: Callable[[Path], None]) -> FileInfo:
+def write_with(path: Path, fill: Callable[[Path], object]) -> FileInfo:
     """Atomically replace `path` with the file `fill(temporary path)` writes (for files a
     library writes itself, such as a SQLite database); return its size and sha256."""
+    _replace(path, fill)
+    return FileInfo(bytes=path.stat().st_size, sha256=sha256_file(path))
+
+
+def _replace(path: Path, fill: Callable[[Path], object]) -> None:
+    """Have `fill` write a temporary file beside `path`, fsync it, rename it over `path`."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fill(tmp)
@@ -77,7 +72,6 @@ def write_with(path: Path, fill: Callable[[Path], None]) -> FileInfo:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
-    return FileInfo(bytes=path.stat().st_size, sha256=sha256_file(path))
 
 
 def write_npy(path: Path, array: np.ndarray) -> FileInfo:

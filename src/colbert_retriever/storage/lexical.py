@@ -7,8 +7,8 @@ stems). It is written once with its segment, listed and checksummed in the manif
 segment's other files, and opened read-only as immutable. Ranking is FTS5's own ``bm25()``.
 
 BM25's document frequencies are the segment's own, as Elasticsearch scores each shard with
-its own: an index written in one go, or compacted, is one segment scored with the whole
-collection's statistics; segments added since score with theirs until the next compact.
+its own: compaction rewrites a plaid index into one segment and an exact one into segments
+of ~524k tokens, so that each scores with the statistics of many documents.
 """
 
 from __future__ import annotations
@@ -40,8 +40,11 @@ def write_lexical(path: Path, texts: Iterable[str]) -> FileInfo:
             db.execute("INSERT INTO passages(passages) VALUES ('optimize')")  # one b-tree: smaller, faster
             db.commit()
         except sqlite3.OperationalError as exc:
-            msg = f"this Python's SQLite cannot build a full-text index ({exc}); create the index with lexical=False"
-            raise ConfigError(msg) from exc
+            if "fts5" in str(exc):
+                msg = f"this Python's SQLite has no full-text search ({exc}); create the index with lexical=False"
+                raise ConfigError(msg) from exc
+            msg = f"cannot write {path}: {exc}"
+            raise OSError(msg) from exc  # disk full, I/O: an IndexWriteError, the write fails whole
         finally:
             db.close()
 
