@@ -12,7 +12,7 @@ import pytest
 import colbert_retriever
 
 PACKAGE = Path(colbert_retriever.__file__).parent
-HEAVY = ("torch", "transformers", "faiss", "numpy")
+HEAVY = ("torch", "transformers", "faiss", "numpy", "qdrant_client")
 
 
 def _run(code: str) -> str:
@@ -24,7 +24,7 @@ def _run(code: str) -> str:
     "code",
     [
         "import colbert_retriever",
-        "from colbert_retriever import ColbertRetrieverError, SearchConfig, Hit, __version__",
+        "from colbert_retriever import ColbertRetrieverError, SearchConfig, Hit, QdrantConfig, __version__",
         "from colbert_retriever.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
         "from colbert_retriever.cli import main\ntry:\n    main(['search', '--help'])\nexcept SystemExit:\n    pass",
     ],

@@ -22,6 +22,21 @@ def test_python_quickstart_runs(minilm_path: Path, tmp_path: Path, capsys: pytes
 
 
 @pytest.mark.real_model
+@pytest.mark.parametrize("edge", [False, True], ids=["local-mode", "edge"])
+def test_python_quickstart_runs_on_qdrant_by_changing_one_argument(
+    minilm_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edge: bool
+) -> None:
+    pytest.importorskip("qdrant_edge" if edge else "qdrant_client")
+    section = README.read_text(encoding="utf-8").split("## Quickstart in Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    code = code.replace('"colbert-ir/colbertv2.0"', repr(str(minilm_path)))
+    location = f"QdrantConfig(path={str(tmp_path / 'qdrant')!r}, edge={edge}, show_progress=False)"
+    code = "from colbert_retriever import QdrantConfig\n" + code.replace('"./my-index"', location)
+    exec(compile(code, str(README), "exec"), {})
+    assert capsys.readouterr().out.split()[:2] == ["1", "colbert"]
+
+
+@pytest.mark.real_model
 def test_long_documents_example_runs(minilm_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from colbert_retriever import ColBERT
 

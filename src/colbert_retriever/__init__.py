@@ -30,7 +30,9 @@ from colbert_retriever.errors import (
     IndexWriteError,
     MissingDependencyError,
     ModelMismatchError,
+    StoreError,
 )
+from colbert_retriever.qdrant.config import QdrantConfig
 from colbert_retriever.results import Document, Explanation, Hit, IndexInfo, RerankHit, TokenMatch
 
 if TYPE_CHECKING:
@@ -93,9 +95,11 @@ __all__ = [
     "Mode",
     "ModelMismatchError",
     "PlaidConfig",
+    "QdrantConfig",
     "RerankHit",
     "SearchConfig",
     "Store",
+    "StoreError",
     "TokenMatch",
     "__version__",
 ]

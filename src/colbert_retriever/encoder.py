@@ -70,18 +70,18 @@ class ModelFingerprint:
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
-    def check_index(self, recorded: dict[str, Any], path: Path) -> None:
-        """Refuse to encode queries for the index at `path` (built by the model `recorded`)
+    def check_index(self, recorded: dict[str, Any], where: str) -> None:
+        """Refuse to encode queries for the index `where` (built by the model `recorded`)
         into another vector space than its documents'."""
         if self.dim != recorded["dim"]:
             msg = (
-                f"index {path} stores dim={recorded['dim']} but the encoder {self.name!r} emits dim={self.dim}; "
+                f"{where} stores dim={recorded['dim']} but the encoder {self.name!r} emits dim={self.dim}; "
                 f"open it with the model it was built with ({recorded['name']!r}) or build a new index"
             )
             raise DimensionMismatchError(msg)
         if self.digest != recorded["digest"]:
             msg = (
-                f"index {path} was built with model {recorded['name']!r} (fingerprint {recorded['digest']}), "
+                f"{where} was built with model {recorded['name']!r} (fingerprint {recorded['digest']}), "
                 f"not {self.name!r} (fingerprint {self.digest}); its weights or token settings differ"
             )
             raise ModelMismatchError(msg)

@@ -45,6 +45,10 @@ class IndexWriteError(ColbertRetrieverError, OSError):
     """A write failed (disk full, read-only folder, ...); the index keeps its previous state."""
 
 
+class StoreError(ColbertRetrieverError, OSError):
+    """A storage service (a Qdrant server) could not be reached or refused a request."""
+
+
 class ModelMismatchError(ColbertRetrieverError, ValueError):
     """The encoder is not the model the index was built with."""
 

@@ -200,6 +200,9 @@ class Index:
         """Counts, size on disk, format and model of the current state."""
         return self._snapshot.info(self.path)
 
+    def close(self) -> None:
+        """Nothing to release: readers hold no lock, and mapped files close with the handle."""
+
     def verify(self) -> None:
         """Re-read every file of the current state, check its sha256 and the structure of
         its arrays (codes, inverted lists and offsets in range, shapes that agree).

@@ -16,14 +16,18 @@ document's text is rebuilt from its passages exactly (`storage.documents.join_pa
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from colbert_retriever.config import Chunking
 from colbert_retriever.encoder import Encoder
+from colbert_retriever.errors import ConfigError
 from colbert_retriever.results import Document
 from colbert_retriever.storage import DocumentBatch
+from colbert_retriever.validation import check_documents
 
 logger = logging.getLogger(__name__)
 _SENTENCE_END = ".!?。！？"
@@ -85,6 +89,46 @@ def passage_spans(encoder: Encoder, text: str, chunking: Chunking | None) -> tup
         return [(0, len(text))], len(pieces) > most
     most = min(most, chunking.max_tokens or most)
     return split_text(text, pieces, most, min(chunking.overlap, most // 2)), False
+
+
+def encode_documents(
+    encoder: Encoder,
+    documents: Iterator[Any],
+    chunking: Chunking | None,
+    *,
+    size: int,
+    total: int | None,
+    upsert: bool,
+    written: list[str],
+) -> Iterator[DocumentBatch]:
+    """Check, split and encode `documents`, `size` rows (passages) at a time, with a
+    progress bar over `total` documents; record their ids in `written` as they are encoded."""
+    pending: list[tuple[Document, list[tuple[int, int]], bool]] = []
+    n_rows = n_cut = 0
+    with tqdm(total=total, desc="Indexing", unit="doc", disable=not encoder.config.show_progress) as bar:
+        for doc in documents:
+            if not isinstance(doc, Document):
+                msg = f"documents must be Document objects, got {type(doc).__name__}"
+                raise ConfigError(msg)
+            check_documents([doc.doc_id], [doc.text], [doc.metadata], upsert=upsert)
+            spans, cut = passage_spans(encoder, doc.text, chunking)
+            pending.append((doc, spans, cut))
+            n_rows, n_cut = n_rows + len(spans), n_cut + cut
+            if n_rows >= size:
+                yield _encoded(encoder, pending, written, bar)
+                pending, n_rows = [], 0
+        if pending:
+            yield _encoded(encoder, pending, written, bar)
+    report_cut(n_cut, encoder.config.doc_maxlen)
+
+
+def _encoded(
+    encoder: Encoder, planned: list[tuple[Document, list[tuple[int, int]], bool]], written: list[str], bar: Any
+) -> DocumentBatch:
+    batch = encode_rows(encoder, planned)
+    written.extend(doc.doc_id for doc, _, _ in planned)
+    bar.update(len(planned))
+    return batch
 
 
 def encode_rows(encoder: Encoder, planned: Sequence[tuple[Document, list[tuple[int, int]], bool]]) -> DocumentBatch:

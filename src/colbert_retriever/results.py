@@ -171,6 +171,8 @@ class IndexInfo:
         tokens_at_training: PLAID index: tokens the codec was trained on; retraining is
             advisable once `tokens` is several times this.
         lexical: Whether it keeps a full-text index for hybrid and lexical search.
+        collection: The Qdrant collection (`path` is then its server or local folder);
+            None for an index folder.
     """
 
     path: str
@@ -193,3 +195,4 @@ class IndexInfo:
     pool_factor: int = 1
     auto: bool = False
     lexical: bool = False
+    collection: str | None = None

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from colbert_retriever.config import (
     Chunking,
@@ -30,13 +29,12 @@ from colbert_retriever.encoder import Encoder
 from colbert_retriever.errors import ConfigError, IndexCorruptError
 from colbert_retriever.explain import explain_passage
 from colbert_retriever.filters import Filter
-from colbert_retriever.index import Index
 from colbert_retriever.maxsim import maxsim, pad_queries
-from colbert_retriever.passages import encode_rows, passage_spans, report_cut
+from colbert_retriever.passages import encode_documents
 from colbert_retriever.results import Document, Explanation, Hit, IndexInfo, RerankHit
-from colbert_retriever.storage import DocumentBatch, Store
-from colbert_retriever.storage.manifest import MANIFEST, read_manifest
-from colbert_retriever.validation import check_columns, check_documents, check_texts
+from colbert_retriever.storage import Store
+from colbert_retriever.stores import Location, create_store, describe, open_store, store_exists
+from colbert_retriever.validation import check_columns, check_texts
 
 _SPLIT = Chunking()
 
@@ -67,7 +65,7 @@ class ColBERT:
     @classmethod
     def create(
         cls,
-        path: str | Path,
+        location: Location,
         *,
         model: str | Path,
         index_type: IndexType = "auto",
@@ -81,9 +79,13 @@ class ColBERT:
         trust_remote_code: bool = False,
         **settings: Any,
     ) -> ColBERT:
-        """Create a new, empty index at `path` for `model`.
+        """Create a new, empty index at `location` for `model`.
 
         Args:
+            location: An index folder (new or empty), or a `QdrantConfig` naming a Qdrant
+                collection to create (a server, a cluster, local mode or Qdrant Edge); the
+                folder settings (index_type, plaid, pool_factor, index_config) are then a
+                `ConfigError`.
             index_type: "exact" (float16 vectors, every token scored), "plaid" (compressed
                 to ~36 B/token at dim 128, PLAID search) or "auto": exact while small, plaid
                 from `compression.AUTO_PLAID_TOKENS` token vectors (~2,000 passages) on.
@@ -92,22 +94,22 @@ class ColBERT:
                 similar ones: a smaller, faster index at some cost in quality.
             lexical: Keep a full-text index (SQLite FTS5) of every passage, for hybrid
                 search (the default mode then) and lexical search.
-            exist_ok: Open the index at `path` if there is one.
+            exist_ok: Open the index at `location` if there is one.
             chunking: How texts longer than the model reads are split into passages
                 (`Chunking()`, the default); None stores them cut at `doc_maxlen`, with a
                 warning counting them.
 
         Raises:
-            IndexExistsError: an index exists at `path` and `exist_ok` is False.
+            IndexExistsError: an index exists at `location` and `exist_ok` is False.
             CheckpointError: the model cannot be loaded.
         """
         misplaced = sorted(set(settings) & {f.name for f in dataclasses.fields(PlaidConfig)})
         if misplaced:
             msg = f"{', '.join(misplaced)} is a PlaidConfig setting: pass plaid=PlaidConfig({misplaced[0]}=...)"
             raise ConfigError(msg)
-        if exist_ok and (Path(path) / MANIFEST).exists():
+        if exist_ok and store_exists(location):
             return cls.open(
-                path,
+                location,
                 model=model,
                 chunking=chunking,
                 index_config=index_config,
@@ -116,8 +118,8 @@ class ColBERT:
                 **settings,
             )
         encoder = Encoder.from_pretrained(model, trust_remote_code=trust_remote_code, **settings)
-        index = Index.create(
-            path,
+        store = create_store(
+            location,
             model=encoder.fingerprint.to_dict(),
             dim=encoder.dim,
             index_type=index_type,
@@ -127,12 +129,12 @@ class ColBERT:
             config=index_config,
             search_config=search_config,
         )
-        return cls(encoder, index, chunking=chunking)
+        return cls(encoder, store, chunking=chunking)
 
     @classmethod
     def open(
         cls,
-        path: str | Path,
+        location: Location,
         *,
         model: str | Path | None = None,
         chunking: Chunking | None = _SPLIT,
@@ -141,7 +143,8 @@ class ColBERT:
         trust_remote_code: bool = False,
         **settings: Any,
     ) -> ColBERT:
-        """Open the index at `path` with the model it was built with.
+        """Open the index at `location` (a folder, or a `QdrantConfig`) with the model it
+        was built with.
 
         Args:
             model: The checkpoint to encode queries with; by default the one recorded in
@@ -153,21 +156,13 @@ class ColBERT:
             IndexNotFoundError, IndexCorruptError: no index, or a damaged one.
             DimensionMismatchError, ModelMismatchError: `model` is not the index's model.
         """
-        recorded = read_manifest(Path(path)).model
-        try:  # the index's token layout, not the checkpoint's defaults
-            config = EncoderConfig(**recorded["layout"])
-        except (KeyError, TypeError, ValueError) as exc:
-            msg = f"index {path}: the model settings in its manifest are unreadable ({exc})"
-            raise IndexCorruptError(msg) from exc
-        encoder = Encoder.from_pretrained(
-            model if model is not None else recorded["name"],
-            config=config,
-            trust_remote_code=trust_remote_code,
-            **settings,
-        )
-        index = Index.open(path, config=index_config, search_config=search_config)
-        encoder.fingerprint.check_index(index.model, Path(path))
-        return cls(encoder, index, chunking=chunking)
+        store = open_store(location, config=index_config, search_config=search_config)
+        try:
+            encoder = _recorded_encoder(store.model, model, describe(location), trust_remote_code, settings)
+        except BaseException:
+            store.close()
+            raise
+        return cls(encoder, store, chunking=chunking)
 
     @property
     def index(self) -> Store:
@@ -186,11 +181,12 @@ class ColBERT:
 
     def info(self) -> IndexInfo:
         """The index's `IndexInfo` (counts, size, type, model); see `Index.info`."""
-        store = self.index
-        if not isinstance(store, Index):
-            msg = f"info() describes an Index; this retriever's store is a {type(store).__name__}"
-            raise ConfigError(msg)
-        return store.info()
+        return self.index.info()
+
+    def close(self) -> None:
+        """Release the store (a Qdrant client; a local-mode folder stays locked until then)."""
+        if self._store is not None:
+            self._store.close()
 
     def add(
         self,
@@ -361,36 +357,31 @@ class ColBERT:
     def _add_stream(self, documents: Iterator[Any], *, upsert: bool, total: int | None) -> list[str]:
         store = self.index
         written: list[str] = []
-        store.write(self._batches(documents, written, store.docs_per_batch, total, upsert), upsert=upsert)
+        batches = encode_documents(
+            self.encoder,
+            documents,
+            self.chunking,
+            size=store.docs_per_batch,
+            total=total,
+            upsert=upsert,
+            written=written,
+        )
+        store.write(batches, upsert=upsert)
         return written
 
-    def _batches(
-        self, documents: Iterator[Any], written: list[str], size: int, total: int | None, upsert: bool
-    ) -> Iterator[DocumentBatch]:
-        """Validate, split and encode `documents`, `size` rows (passages) at a time; record
-        their ids in `written`."""
-        pending: list[tuple[Document, list[tuple[int, int]], bool]] = []
-        n_rows = n_cut = 0
-        with tqdm(total=total, desc="Indexing", unit="doc", disable=not self.encoder.config.show_progress) as bar:
-            for doc in documents:
-                if not isinstance(doc, Document):
-                    msg = f"documents must be Document objects, got {type(doc).__name__}"
-                    raise ConfigError(msg)
-                check_documents([doc.doc_id], [doc.text], [doc.metadata], upsert=upsert)
-                spans, cut = passage_spans(self.encoder, doc.text, self.chunking)
-                pending.append((doc, spans, cut))
-                n_rows, n_cut = n_rows + len(spans), n_cut + cut
-                if n_rows >= size:
-                    yield self._encoded(pending, written, bar)
-                    pending, n_rows = [], 0
-            if pending:
-                yield self._encoded(pending, written, bar)
-        report_cut(n_cut, self.encoder.config.doc_maxlen)
 
-    def _encoded(
-        self, planned: list[tuple[Document, list[tuple[int, int]], bool]], written: list[str], bar: Any
-    ) -> DocumentBatch:
-        batch = encode_rows(self.encoder, planned)
-        written.extend(doc.doc_id for doc, _, _ in planned)
-        bar.update(len(planned))
-        return batch
+def _recorded_encoder(
+    recorded: dict[str, Any], model: str | Path | None, where: str, trust_remote_code: bool, settings: dict[str, Any]
+) -> Encoder:
+    """The encoder for a store filled by the model `recorded`: its token layout, not the
+    checkpoint's defaults; `model` (default: the recorded name) must be that model."""
+    try:
+        config = EncoderConfig(**recorded["layout"])
+    except (KeyError, TypeError, ValueError) as exc:
+        msg = f"{where}: the model settings it records are unreadable ({exc})"
+        raise IndexCorruptError(msg) from exc
+    encoder = Encoder.from_pretrained(
+        model if model is not None else recorded["name"], config=config, trust_remote_code=trust_remote_code, **settings
+    )
+    encoder.fingerprint.check_index(recorded, where)
+    return encoder

@@ -540,3 +540,31 @@ def test_a_query_cut_at_query_maxlen_is_reported_once_with_verbose(
     assert capsys.readouterr().err.count("was cut at query_maxlen=8") == 1
     assert main(["search", "--index", str(built), long]) == 0
     assert "query_maxlen" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["--qdrant-path", "--qdrant-edge"])
+def test_qdrant_in_place_of_a_folder(
+    tmp_path: Path, corpus: Path, checkpoints, capsys: pytest.CaptureFixture[str], engine: str
+) -> None:
+    pytest.importorskip("qdrant_client" if engine == "--qdrant-path" else "qdrant_edge")
+    where = [engine, str(tmp_path / "qdrant"), "--collection", "docs"]
+    model = ["--model", str(checkpoints["stanford"])]
+    assert main(["index", *model, "--input", str(corpus), *where, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["search", *where, "--json", "-k", "2", "-q", "--mode", "late", "the eiffel tower"]) == 0
+    lines = _json_lines(capsys.readouterr().out)
+    assert len(lines) == 2
+    assert {"doc_id", "score", "late_score", "metadata"} <= set(lines[0])
+    assert main(["search", *where, "--json", "-q", "--filter", "lang=fr", "sat"]) == 0
+    assert [line["doc_id"] for line in _json_lines(capsys.readouterr().out)] == ["cat"]
+    assert main(["delete", *where, "cat", "-q"]) == 0
+    assert main(["info", *where, "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert (described["documents"], described["collection"], described["index_type"]) == (2, "docs", "qdrant")
+    assert main(["index", *model, "--input", str(corpus), *where, "-q"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["info", engine, str(tmp_path / "qdrant"), "--collection", "nope"]) == 1
+    assert capsys.readouterr().err.startswith("error: no Qdrant")
+    with pytest.raises(SystemExit) as exited:  # one place only
+        main(["search", *where, "--index", str(tmp_path / "idx"), "q"])
+    assert exited.value.code == 2

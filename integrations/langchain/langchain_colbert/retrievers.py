@@ -16,7 +16,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from colbert_retriever import ColBERT, Filter, Hit, Mode
+from colbert_retriever import ColBERT, Filter, Hit, Mode, QdrantConfig
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -67,16 +67,17 @@ class ColBERTRetriever(BaseRetriever):
         ids: Iterable[str] | None = None,
         *,
         model: str | Path,
-        index_path: str | Path | None = None,
+        index_path: str | Path | QdrantConfig | None = None,
         k: int = 4,
         **kwargs: Any,
     ) -> ColBERTRetriever:
-        """Encode `texts` into a new index at `index_path` (a temporary folder if None).
+        """Encode `texts` into a new index at `index_path` (a folder, or a `QdrantConfig`
+        naming a Qdrant collection; a temporary folder if None).
 
         `model` is a local checkpoint folder or a Hugging Face id, as in the core.
         Other keyword arguments are fields of this class (`filter`, `search_kwargs`).
         """
-        path = Path(index_path) if index_path is not None else Path(tempfile.mkdtemp(prefix="colbert-")) / "index"
+        path = index_path if index_path is not None else Path(tempfile.mkdtemp(prefix="colbert-")) / "index"
         colbert = ColBERT.create(path, model=model)
         colbert.add(texts, ids=ids, metadata=metadatas)
         return cls(colbert=colbert, k=k, **kwargs)
@@ -87,7 +88,7 @@ class ColBERTRetriever(BaseRetriever):
         documents: Sequence[Document],
         *,
         model: str | Path,
-        index_path: str | Path | None = None,
+        index_path: str | Path | QdrantConfig | None = None,
         k: int = 4,
         **kwargs: Any,
     ) -> ColBERTRetriever:
@@ -97,9 +98,10 @@ class ColBERTRetriever(BaseRetriever):
 
     @classmethod
     def from_index(
-        cls, index_path: str | Path, *, model: str | Path | None = None, k: int = 4, **kwargs: Any
+        cls, index_path: str | Path | QdrantConfig, *, model: str | Path | None = None, k: int = 4, **kwargs: Any
     ) -> ColBERTRetriever:
-        """Open an existing index (with the model recorded in it unless `model` is given)."""
+        """Open an existing index, a folder or a `QdrantConfig` (with the model recorded in it
+        unless `model` is given)."""
         return cls(colbert=ColBERT.open(index_path, model=model), k=k, **kwargs)
 
     def add_documents(self, documents: Sequence[Document], **kwargs: Any) -> list[str]:

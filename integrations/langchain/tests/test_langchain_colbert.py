@@ -11,7 +11,7 @@ from langchain_colbert import ColBERTRerank, ColBERTRetriever
 from langchain_core.documents import Document
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
-from colbert_retriever import ColBERT, DocumentNotFoundError
+from colbert_retriever import ColBERT, DocumentNotFoundError, QdrantConfig
 
 
 def test_all_is_pinned() -> None:
@@ -97,15 +97,19 @@ def test_async_search_runs_off_the_event_loop(colbert: ColBERT) -> None:
     assert search_threads[0] != loop_thread[0]
 
 
-def test_builders_add_and_delete(model_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["folder", "qdrant"])
+def test_builders_add_and_delete(model_path: Path, tmp_path: Path, where: str) -> None:
     docs = [
         Document(id="a", page_content="The cat sat on the mat.", metadata={"kind": "pet"}),
         Document(id="b", page_content="Stock markets fell sharply on Monday.", metadata={"kind": "news"}),
     ]
-    retriever = ColBERTRetriever.from_documents(docs, model=model_path, index_path=tmp_path / "idx", k=1)
+    if where == "qdrant":
+        pytest.importorskip("qdrant_client")
+    location = tmp_path / "idx" if where == "folder" else QdrantConfig(path=str(tmp_path / "q"), show_progress=False)
+    retriever = ColBERTRetriever.from_documents(docs, model=model_path, index_path=location, k=1)
     assert retriever.invoke("where did the cat sit?")[0].id == "a"
     assert retriever.add_documents([Document(id="c", page_content="Dogs love to fetch sticks.")]) == ["c"]
-    reopened = ColBERTRetriever.from_index(tmp_path / "idx", k=5)
+    reopened = ColBERTRetriever.from_index(location, k=5)
     assert {d.id for d in reopened.invoke("dogs")} == {"a", "b", "c"}
     reopened.delete(["a"])
     assert {d.id for d in reopened.invoke("cat", k=5)} == {"b", "c"}

@@ -13,7 +13,7 @@ from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle
 from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 from llama_index.retrievers.colbert import ColBERTRerank, ColBERTRetriever
 
-from colbert_retriever import ColBERT, DocumentNotFoundError
+from colbert_retriever import ColBERT, DocumentNotFoundError, QdrantConfig
 
 
 def test_all_is_pinned() -> None:
@@ -66,15 +66,25 @@ def test_metadata_filters(colbert: ColBERT) -> None:
         ColBERTRetriever(colbert, filters=unsupported)
 
 
-def test_builders_insert_and_delete(model_path: Path, tmp_path: Path) -> None:
+def _location(where: str, tmp_path: Path) -> Path | QdrantConfig:
+    """An index folder, or a Qdrant collection in local mode: the adapters take either."""
+    if where == "folder":
+        return tmp_path / "idx"
+    pytest.importorskip("qdrant_client")
+    return QdrantConfig(path=str(tmp_path / "qdrant"), show_progress=False)
+
+
+@pytest.mark.parametrize("where", ["folder", "qdrant"])
+def test_builders_insert_and_delete(model_path: Path, tmp_path: Path, where: str) -> None:
     docs = [
         Document(id_="a", text="The cat sat on the mat.", metadata={"kind": "pet"}),
         Document(id_="b", text="Stock markets fell sharply on Monday.", metadata={"kind": "news"}),
     ]
-    retriever = ColBERTRetriever.from_documents(docs, model=model_path, index_path=tmp_path / "idx", similarity_top_k=1)
+    location = _location(where, tmp_path)
+    retriever = ColBERTRetriever.from_documents(docs, model=model_path, index_path=location, similarity_top_k=1)
     assert retriever.retrieve("where did the cat sit?")[0].node.node_id == "a"
     assert retriever.insert([TextNode(id_="c", text="Dogs love to fetch sticks.")]) == ["c"]
-    reopened = ColBERTRetriever.from_index(tmp_path / "idx", similarity_top_k=5)
+    reopened = ColBERTRetriever.from_index(location, similarity_top_k=5)
     assert {n.node.node_id for n in reopened.retrieve("dogs")} == {"a", "b", "c"}
     reopened.delete(["a"])
     assert {n.node.node_id for n in reopened.retrieve("cat")} == {"b", "c"}
@@ -110,12 +120,13 @@ def test_inside_query_engine_and_fusion(colbert: ColBERT) -> None:
     assert fusion.retrieve(QueryBundle("Who wrote Hamlet?"))[0].node.node_id == "shakespeare"
 
 
-def test_passages_keep_their_source_and_leave_with_it(model_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["folder", "qdrant"])
+def test_passages_keep_their_source_and_leave_with_it(model_path: Path, tmp_path: Path, where: str) -> None:
     tail = " ".join(f"Sentence {i} is about gardening and the growing of tomatoes." for i in range(40))
     report = Document(text=f"{tail}\n\nThe Eiffel Tower was finished in 1889.", id_="report")
     node = TextNode(text="The Louvre is a museum in Paris.", id_="louvre-node")
     node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id="guide")
-    retriever = ColBERTRetriever.from_documents([report], model=model_path, index_path=tmp_path / "i")
+    retriever = ColBERTRetriever.from_documents([report], model=model_path, index_path=_location(where, tmp_path))
     retriever.insert([node])
     nodes = retriever.retrieve("When was the Eiffel Tower finished?")
     assert nodes[0].node.ref_doc_id == "report"

@@ -10,8 +10,10 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import textwrap
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +26,25 @@ logger = logging.getLogger("colbert_retriever.cli")
 def index(args: argparse.Namespace) -> int:
     from colbert_retriever.config import PlaidConfig
     from colbert_retriever.retriever import ColBERT
-    from colbert_retriever.storage.manifest import index_exists, remove_unused_index
+    from colbert_retriever.stores import store_exists
 
-    path = Path(args.index)
+    location = _location(args)
     if args.nbits is not None and args.index_type == "exact":
         msg = "--nbits applies to plaid and auto indexes, not to --index-type exact"
         raise ConfigError(msg)
-    exists = index_exists(path)
+    exists = store_exists(location)
     if exists and not args.exist_ok:
-        msg = f"an index already exists at {path}; add to it with `colbert-retriever add` (or index --exist-ok)"
+        msg = f"an index already exists at {_where(args)}; add to it with `colbert-retriever add` (or index --exist-ok)"
         raise IndexExistsError(msg)
-    if not exists:
-        check_new_index_path(path)
+    if not exists and isinstance(location, Path):
+        check_new_index_path(location)
     corpus = _corpus(args)  # the input is checked before the model loads
-    folder_existed = path.exists()
+    folder_existed = isinstance(location, Path) and location.exists()
     retriever = ColBERT.create(
-        path,
+        location,
         model=args.model,
         index_type=args.index_type,
-        plaid=PlaidConfig() if args.nbits is None else PlaidConfig(nbits=args.nbits),
+        plaid=None if args.nbits is None else PlaidConfig(nbits=args.nbits),
         pool_factor=args.pool_factor,
         lexical=not args.no_lexical,
         exist_ok=args.exist_ok,
@@ -53,36 +55,37 @@ def index(args: argparse.Namespace) -> int:
         count = len(retriever.add_documents(corpus))
     except BaseException:  # a failed first write (or Ctrl-C) leaves no empty index to block the retry
         if not exists:
-            remove_unused_index(path, remove_folder=not folder_existed)
+            _remove_unused(retriever, location, remove_folder=not folder_existed)
         raise
     _report_blank(corpus)
-    logger.info("indexed %d documents into %s", count, path)
+    logger.info("indexed %d documents into %s", count, _where(args))
+    retriever.close()
     return 0
 
 
 def add(args: argparse.Namespace) -> int:
     corpus = _corpus(args)  # the input is checked before the model loads
-    retriever = _open(args)
-    retriever.chunking = _chunking(args)
-    before = len(retriever)
-    count = len(retriever.add_documents(corpus, upsert=args.upsert))
-    _report_blank(corpus)
-    added = len(retriever) - before
-    if args.upsert:
-        logger.info("updated %d, added %d; the index now holds %d", count - added, added, len(retriever))
-    else:
-        logger.info("added %d documents; the index now holds %d", count, len(retriever))
-    return 0
+    with closing(_open(args)) as retriever:
+        retriever.chunking = _chunking(args)
+        before = len(retriever)
+        count = len(retriever.add_documents(corpus, upsert=args.upsert))
+        _report_blank(corpus)
+        added = len(retriever) - before
+        if args.upsert:
+            logger.info("updated %d, added %d; the index now holds %d", count - added, added, len(retriever))
+        else:
+            logger.info("added %d documents; the index now holds %d", count, len(retriever))
+        return 0
 
 
 def delete(args: argparse.Namespace) -> int:
-    from colbert_retriever.index import Index
+    from colbert_retriever.stores import open_store
 
-    store = Index.open(args.index)
-    before = len(store)
-    store.delete(args.ids, missing_ok=args.ignore_missing)
-    logger.info("deleted %d documents; the index now holds %d", before - len(store), len(store))
-    return 0
+    with closing(open_store(_location(args))) as store:
+        before = len(store)
+        store.delete(args.ids, missing_ok=args.ignore_missing)
+        logger.info("deleted %d documents; the index now holds %d", before - len(store), len(store))
+        return 0
 
 
 def compact(args: argparse.Namespace) -> int:
@@ -117,11 +120,11 @@ def search(args: argparse.Namespace) -> int:
     if args.queries:
         ids, texts = read_queries(args.queries)
         qids = list(ids)
-    retriever = _open(args)
     unit = "passage" if args.passages else "document"
-    results = retriever.search_batch(
-        texts, k=args.k, filters=filters, unit=unit, mode=args.mode, highlights=args.explain
-    )
+    with closing(_open(args)) as retriever:
+        results = retriever.search_batch(
+            texts, k=args.k, filters=filters, unit=unit, mode=args.mode, highlights=args.explain
+        )
     for qid, text, hits in zip(qids, texts, results, strict=True):
         if not hits and args.verbose:
             logger.info("no results for %s", repr(text) if qid is None else f"query {qid}")
@@ -139,10 +142,8 @@ def search(args: argparse.Namespace) -> int:
                 print(textwrap.indent(_marked(hit.text, hit.highlights, sys.stdout.isatty()), "      "))
                 continue
             snippet = " ".join(hit.text.split())
-            print(
-                f"{hit.rank:>3}. {hit.score:8.3f}  {hit.doc_id}  {snippet[:100]}{'...' if len(snippet) > 100 else ''}"
-                f"{where}"
-            )
+            more = "..." if len(snippet) > 100 else ""
+            print(f"{hit.rank:>3}. {hit.score:8.3f}  {hit.doc_id}  {snippet[:100]}{more}{where}")
     return 0
 
 
@@ -189,11 +190,15 @@ def _marked(text: str, spans: list[tuple[int, int]], color: bool) -> str:
 
 def info(args: argparse.Namespace) -> int:
     from colbert_retriever.index import Index
+    from colbert_retriever.stores import open_store
 
-    store = Index.open(args.index, verify=False)  # sizes only: fast on any index
-    if args.verify:
-        store.verify()
-    described = {**dataclasses.asdict(store.info()), "checksums": "verified" if args.verify else "not checked"}
+    with closing(open_store(_location(args))) as store:  # sizes only: fast on any index folder
+        if args.verify:
+            if not isinstance(store, Index):
+                msg = "--verify checks an index folder's files; a Qdrant collection has none to check"
+                raise ConfigError(msg)
+            store.verify()
+        described = {**dataclasses.asdict(store.info()), "checksums": "verified" if args.verify else "not checked"}
     if args.json:
         print(json.dumps(described, ensure_ascii=False))
         return 0
@@ -215,8 +220,8 @@ def evaluate(args: argparse.Namespace) -> int:
     if not judged:
         msg = f"no query id of {args.queries} appears in {args.qrels}; are they of the same collection and split?"
         raise ConfigError(msg)
-    retriever = _open(args)
-    results = retriever.search_batch([texts[i] for i in judged], k=100, mode=args.mode)
+    with closing(_open(args)) as retriever:
+        results = retriever.search_batch([texts[i] for i in judged], k=100, mode=args.mode)
     run = {qids[i]: [hit.doc_id for hit in hits] for i, hits in zip(judged, results, strict=True)}
     scores = evaluate(run, qrels)
     if args.json:
@@ -246,7 +251,39 @@ def _open(args: argparse.Namespace) -> Any:
         for name in ("ncells", "ndocs", "centroid_score_threshold", "fusion", "late_weight")
         if getattr(args, name, None) is not None
     }
-    return ColBERT.open(args.index, model=args.model, search_config=SearchConfig(**search), **_settings(args))
+    return ColBERT.open(_location(args), model=args.model, search_config=SearchConfig(**search), **_settings(args))
+
+
+def _location(args: argparse.Namespace) -> Any:
+    """--index FOLDER as a Path, or --qdrant-url / --qdrant-path / --qdrant-edge with --collection
+    as a QdrantConfig."""
+    if getattr(args, "index", None) is not None:
+        return Path(args.index)
+    from colbert_retriever.qdrant.config import QdrantConfig
+
+    show_progress = not args.quiet
+    if args.qdrant_url is not None:
+        api_key = args.api_key or os.environ.get("QDRANT_API_KEY")
+        return QdrantConfig(args.collection, url=args.qdrant_url, api_key=api_key, show_progress=show_progress)
+    if args.qdrant_edge is not None:
+        return QdrantConfig(args.collection, path=args.qdrant_edge, edge=True, show_progress=show_progress)
+    return QdrantConfig(args.collection, path=args.qdrant_path, show_progress=show_progress)
+
+
+def _where(args: argparse.Namespace) -> str:
+    from colbert_retriever.stores import describe
+
+    return describe(_location(args))
+
+
+def _remove_unused(retriever: Any, location: Any, *, remove_folder: bool) -> None:
+    """Undo the creation of an index whose first write failed."""
+    if isinstance(location, Path):
+        from colbert_retriever.storage.manifest import remove_unused_index
+
+        remove_unused_index(location, remove_folder=remove_folder)
+    else:
+        retriever.index.drop()
 
 
 def _corpus(args: argparse.Namespace) -> Corpus:

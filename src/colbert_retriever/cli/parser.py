@@ -16,10 +16,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"colbert-retriever {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, handler: Handler, help_text: str, index_help: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Handler, help_text: str, index_help: str, *, qdrant: bool = True
+    ) -> argparse.ArgumentParser:
         sub = subcommands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
-        sub.add_argument("--index", required=True, metavar="FOLDER", help=index_help)
+        if qdrant:
+            _location_options(sub, index_help)
+        else:
+            sub.add_argument("--index", required=True, metavar="FOLDER", help=index_help)
         sub.add_argument("--quiet", "-q", action="store_true", help="no progress bars or reports, only errors")
         sub.add_argument("--verbose", "-v", action="store_true", help="also the library's notices")
         return sub
@@ -108,7 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     _search_options(sub)
     _model_options(sub, required=False)
 
-    sub = command("compact", commands.compact, "Rewrite an index without its deleted documents", "the index to compact")
+    sub = command(
+        "compact",
+        commands.compact,
+        "Rewrite an index without its deleted documents",
+        "the index to compact",
+        qdrant=False,
+    )
     lexical = sub.add_mutually_exclusive_group()
     lexical.add_argument("--lexical", action="store_true", default=None, help="add a full-text (BM25) index")
     lexical.add_argument("--no-lexical", dest="lexical", action="store_false", help="drop the full-text index")
@@ -118,9 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
         commands.retrain,
         "Retrain a plaid index's centroids on its documents and recompress them",
         "the index to retrain",
+        qdrant=False,
     )
     sub.add_argument("--force", action="store_true", help="also compress an auto index that is still exact")
     return parser
+
+
+def _location_options(sub: argparse.ArgumentParser, index_help: str) -> None:
+    where = sub.add_mutually_exclusive_group(required=True)
+    where.add_argument("--index", metavar="FOLDER", help=index_help)
+    where.add_argument("--qdrant-url", metavar="URL", help="a Qdrant server or cluster instead of a folder")
+    where.add_argument("--qdrant-path", metavar="DIR", help="Qdrant local mode in DIR (no server)")
+    where.add_argument("--qdrant-edge", metavar="DIR", help="Qdrant Edge shards in DIR (Qdrant's engine in process)")
+    sub.add_argument("--api-key", help="the Qdrant server's API key (default: the QDRANT_API_KEY environment variable)")
+    sub.add_argument("--collection", default="colbert", help="the Qdrant collection (default: colbert)")
 
 
 def _input_options(sub: argparse.ArgumentParser) -> None:

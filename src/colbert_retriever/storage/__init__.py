@@ -1,8 +1,8 @@
 """Where documents and their token vectors live.
 
 `Store` is the small interface the front door talks to; `colbert_retriever.index.Index` is
-the on-disk implementation. Another backend (e.g. Qdrant's native multi-vector MaxSim)
-plugs in by implementing the same methods, without touching search callers.
+the on-disk implementation, `colbert_retriever.qdrant.store.QdrantStore` the one on a
+Qdrant collection (colbert_retriever/stores.py picks one from a location).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from colbert_retriever.results import Document, Hit
+from colbert_retriever.results import Document, Hit, IndexInfo
 
 if TYPE_CHECKING:
     from colbert_retriever.config import Mode, Unit
@@ -64,11 +64,31 @@ class Store(Protocol):
 
     def __len__(self) -> int: ...
 
-    def write(self, batches: Iterable[DocumentBatch], *, delete: Sequence[str] = (), upsert: bool = False) -> None:
-        """Delete `delete`, then add `batches`, all or nothing."""
+    def write(
+        self,
+        batches: Iterable[DocumentBatch],
+        *,
+        delete: Sequence[str] = (),
+        upsert: bool = False,
+        missing_ok: bool = False,
+    ) -> None:
+        """Delete `delete` (skipping ids not stored if `missing_ok`), then add `batches`,
+        all or nothing."""
+        ...
+
+    def delete(self, doc_ids: Sequence[str], *, missing_ok: bool = False) -> None: ...
+
+    def info(self) -> IndexInfo: ...
+
+    def close(self) -> None:
+        """Release what the store holds open (a client, a lock)."""
         ...
 
     def get(self, doc_ids: Sequence[str]) -> list[Document]: ...
+
+    def doc_ids(self, filters: Filter | None = None) -> list[str]:
+        """Ids of the stored documents passing `filters` (reads every one: slow on large stores)."""
+        ...
 
     def search(
         self,

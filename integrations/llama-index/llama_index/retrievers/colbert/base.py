@@ -23,7 +23,7 @@ from llama_index.core.vector_stores.types import (
 )
 from pydantic import Field, PrivateAttr
 
-from colbert_retriever import ColBERT, Hit, Index, Mode
+from colbert_retriever import ColBERT, Hit, Mode, QdrantConfig
 
 # Added to each node's metadata, kept out of what the LLM and embedders see.
 REF_DOC_KEY = "ref_doc_id"  # a node's source document, kept in the stored metadata
@@ -137,13 +137,13 @@ class ColBERTRetriever(BaseRetriever):
         nodes: Sequence[BaseNode],
         *,
         model: str | Path,
-        index_path: str | Path | None = None,
+        index_path: str | Path | QdrantConfig | None = None,
         similarity_top_k: int = 10,
         **kwargs: Any,
     ) -> ColBERTRetriever:
         """Encode `nodes` (their ids, text and metadata) into a new index at `index_path`
-        (a temporary folder if None). `model` is a local folder or a Hugging Face id."""
-        path = Path(index_path) if index_path is not None else Path(tempfile.mkdtemp(prefix="colbert-")) / "index"
+        (a folder or a `QdrantConfig`; a temporary folder if None). `model` is a local folder or a Hugging Face id."""
+        path = index_path if index_path is not None else Path(tempfile.mkdtemp(prefix="colbert-")) / "index"
         retriever = cls(ColBERT.create(path, model=model), similarity_top_k=similarity_top_k, **kwargs)
         retriever.insert(nodes)
         return retriever
@@ -155,9 +155,15 @@ class ColBERTRetriever(BaseRetriever):
 
     @classmethod
     def from_index(
-        cls, index_path: str | Path, *, model: str | Path | None = None, similarity_top_k: int = 10, **kwargs: Any
+        cls,
+        index_path: str | Path | QdrantConfig,
+        *,
+        model: str | Path | None = None,
+        similarity_top_k: int = 10,
+        **kwargs: Any,
     ) -> ColBERTRetriever:
-        """Open an existing index (with the model recorded in it unless `model` is given)."""
+        """Open an existing index, a folder or a `QdrantConfig` (with the model recorded in it
+        unless `model` is given)."""
         return cls(ColBERT.open(index_path, model=model), similarity_top_k=similarity_top_k, **kwargs)
 
     def insert(self, nodes: Sequence[BaseNode]) -> list[str]:
@@ -180,7 +186,6 @@ class ColBERTRetriever(BaseRetriever):
         """Delete a source document: the one stored under `ref_doc_id` (all its passages)
         and every node inserted with it as `ref_doc_id`, in one write."""
         index = self.colbert.index
-        assert isinstance(index, Index), "delete_ref_doc reads ids from an on-disk Index"
         ids = [*index.doc_ids({REF_DOC_KEY: ref_doc_id}), ref_doc_id]
         index.delete(list(dict.fromkeys(ids)), missing_ok=True)
 
