@@ -29,7 +29,6 @@ from colbert_retriever.config import IndexConfig, IndexType, Mode, PlaidConfig, 
 from colbert_retriever.errors import (
     ColbertRetrieverError,
     ConfigError,
-    DimensionMismatchError,
     DocumentNotFoundError,
     IndexCorruptError,
     IndexExistsError,
@@ -43,7 +42,7 @@ from colbert_retriever.storage import DocumentBatch
 from colbert_retriever.storage.atomic import writer_lock
 from colbert_retriever.storage.documents import Row, join_passages
 from colbert_retriever.storage.manifest import MANIFEST, STAGING, Manifest, read_manifest, write_manifest
-from colbert_retriever.validation import check_ids
+from colbert_retriever.validation import check_ids, check_queries
 
 INDEX_TYPES = ("exact", "plaid", "auto")
 
@@ -361,15 +360,9 @@ class Index:
                 lexical mode on an index without a full-text index.
             DimensionMismatchError: query vectors of another size than the index's.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            msg = f"k must be a positive integer, got {k!r}"
-            raise ConfigError(msg)
+        check_queries(queries, k, self.dim)
         accept = compile_filter(filters)
         snap = self._snapshot
-        for q in queries:
-            if q.ndim != 2 or q.shape[1] != self.dim:
-                msg = f"query vectors have shape {q.shape}; the index stores dim={self.dim}"
-                raise DimensionMismatchError(msg)
         if not snap.manifest.n_documents or not queries:
             return [[] for _ in queries]
         try:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence, Sized
+from typing import Any
 
-from colbert_retriever.errors import ConfigError, DuplicateIdError
+from colbert_retriever.config import Mode, Unit
+from colbert_retriever.errors import ConfigError, DimensionMismatchError, DuplicateIdError
 
 # Characters with no width that str.strip() keeps: zero-width space/joiners, word joiner, BOM.
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
@@ -98,3 +100,37 @@ def check_columns(texts: object, ids: object, metadata: object) -> int | None:
         msg = f"got {', '.join(f'{n} {name}' for name, n in sizes.items())}; they must match"
         raise ConfigError(msg)
     return sizes.get("texts")
+
+
+def check_queries(queries: Sequence[Any], k: object, dim: int) -> None:
+    """A `ConfigError` unless `k` is a positive integer, a `DimensionMismatchError` unless
+    every query is an (n_tokens, `dim`) array."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        msg = f"k must be a positive integer, got {k!r}"
+        raise ConfigError(msg)
+    for q in queries:
+        if q.ndim != 2 or q.shape[1] != dim:
+            msg = f"query vectors have shape {q.shape}; the index stores dim={dim}"
+            raise DimensionMismatchError(msg)
+
+
+def resolve_mode(
+    mode: Mode | None, unit: Unit, *, lexical: bool, n_queries: int, n_texts: int, add_lexical: str
+) -> Mode:
+    """The mode a search runs in: `mode`, or (None) hybrid where the store has a full-text
+    side and the queries' texts are given, else late; a `ConfigError` for a bad unit or mode,
+    a lexical mode without the side (`add_lexical` says how to get one) or without texts."""
+    if unit not in ("document", "passage"):
+        msg = f"unit must be 'document' or 'passage', got {unit!r}"
+        raise ConfigError(msg)
+    mode = mode or ("hybrid" if lexical and n_texts else "late")
+    if mode not in ("hybrid", "late", "lexical"):
+        msg = f"mode must be 'hybrid', 'late' or 'lexical', got {mode!r}"
+        raise ConfigError(msg)
+    if mode != "late" and not lexical:
+        msg = f"no full-text index for {mode} search: {add_lexical}"
+        raise ConfigError(msg)
+    if mode != "late" and n_texts != n_queries:
+        msg = f"{mode} search needs each query's text: got {n_texts} texts for {n_queries} queries"
+        raise ConfigError(msg)
+    return mode

@@ -20,7 +20,6 @@ import numpy as np
 from qdrant_client import models
 
 from colbert_retriever.config import Mode, SearchConfig, Unit
-from colbert_retriever.errors import ConfigError, DimensionMismatchError
 from colbert_retriever.filters import Filter
 from colbert_retriever.qdrant.collection import LATE, LEXICAL, PREFETCH, Collection, match, visible
 from colbert_retriever.qdrant.config import QdrantConfig
@@ -28,11 +27,10 @@ from colbert_retriever.qdrant.filters import to_qdrant
 from colbert_retriever.qdrant.vectors import bm25_query, prefetch_vector
 from colbert_retriever.results import Hit
 from colbert_retriever.search import fusion
+from colbert_retriever.validation import check_queries, resolve_mode
 
 if TYPE_CHECKING:
     from colbert_retriever.qdrant.edge import EdgeCollection
-
-UNITS = ("document", "passage")
 
 
 @dataclass(frozen=True)
@@ -70,38 +68,20 @@ class QdrantSearch:
         mode: Mode | None,
         texts: Sequence[str],
     ) -> list[list[Hit]]:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            msg = f"k must be a positive integer, got {k!r}"
-            raise ConfigError(msg)
-        if unit not in UNITS:
-            msg = f"unit must be one of {UNITS}, got {unit!r}"
-            raise ConfigError(msg)
-        mode = self._mode(mode, texts, len(queries))
-        dim = self.layout["dim"]
-        for q in queries:
-            if q.ndim != 2 or q.shape[1] != dim:
-                msg = f"query vectors have shape {q.shape}; the collection stores dim={dim}"
-                raise DimensionMismatchError(msg)
+        check_queries(queries, k, self.layout["dim"])
+        mode = resolve_mode(
+            mode,
+            unit,
+            lexical=self.layout["lexical"],
+            n_queries=len(queries),
+            n_texts=len(texts),
+            add_lexical="this collection was created with lexical=False",
+        )
         user = to_qdrant(filters)
         where = visible(*([user] if user is not None else []))
         grouped = unit == "document"
         texts = list(texts) or [""] * len(queries)
         return [self._one(q, text, k, where, grouped, mode) for q, text in zip(queries, texts, strict=True)]
-
-    def _mode(self, mode: Mode | None, texts: Sequence[str], n_queries: int) -> Mode:
-        if mode not in (None, "hybrid", "late", "lexical"):
-            msg = f"mode must be 'hybrid', 'late' or 'lexical', got {mode!r}"
-            raise ConfigError(msg)
-        if mode is None:
-            return "hybrid" if self.layout["lexical"] and texts else "late"
-        if mode != "late":
-            if not self.layout["lexical"]:
-                msg = f"mode {mode!r} needs a full-text side; this collection was created with lexical=False"
-                raise ConfigError(msg)
-            if len(texts) != n_queries:
-                msg = f"mode {mode!r} needs the queries' texts, one per query"
-                raise ConfigError(msg)
-        return mode
 
     def _one(self, q: np.ndarray, text: str, k: int, where: models.Filter, grouped: bool, mode: Mode) -> list[Hit]:
         if mode == "late":

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from colbert_retriever.config import Mode, SearchConfig, Unit
-from colbert_retriever.errors import ConfigError
 from colbert_retriever.precision import scoring_dtype
 from colbert_retriever.results import Hit
 from colbert_retriever.search import hybrid
@@ -21,6 +20,7 @@ from colbert_retriever.search.exact import exact_search
 from colbert_retriever.search.hybrid import Ranked
 from colbert_retriever.search.plaid import PlaidParams, plaid_search
 from colbert_retriever.storage.segment import Segment
+from colbert_retriever.validation import resolve_mode
 
 _WIDEN = 4  # at most this many rows fetched per document wanted; a short search widens by it
 
@@ -52,19 +52,14 @@ def search(
         texts: The queries' texts (lexical and hybrid modes).
         lexical: Whether the segments hold full-text indexes (the other modes need them).
     """
-    if unit not in ("document", "passage"):
-        msg = f"unit must be 'document' or 'passage', got {unit!r}"
-        raise ConfigError(msg)
-    mode = mode or ("hybrid" if lexical and texts else "late")
-    if mode not in ("hybrid", "late", "lexical"):
-        msg = f"mode must be 'hybrid', 'late' or 'lexical', got {mode!r}"
-        raise ConfigError(msg)
-    if mode != "late" and not lexical:
-        msg = f"this index has no full-text index for {mode} search; compact(lexical=True) adds one"
-        raise ConfigError(msg)
-    if mode != "late" and len(texts) != len(queries):
-        msg = f"{mode} search needs each query's text: got {len(texts)} texts for {len(queries)} queries"
-        raise ConfigError(msg)
+    mode = resolve_mode(
+        mode,
+        unit,
+        lexical=lexical,
+        n_queries=len(queries),
+        n_texts=len(texts),
+        add_lexical="this index has none; compact(lexical=True) adds one",
+    )
     allowed = [~seg.deleted & accept(seg) if accept else ~seg.deleted for seg in segments]
     n = k if mode == "late" else max(k, config.candidates)
     ranked: list[list[Ranked]] = [[] for _ in queries]
