@@ -47,8 +47,6 @@ _TRANSIENT = {429, 500, 502, 503, 504}
 _T = TypeVar("_T")
 Scored = tuple[float, dict[str, Any], Any]
 """A point found by a query: (score, payload, point id)."""
-_SHARED: dict[str, tuple[QdrantClient, int]] = {}  # local-mode folder -> its client, handles using it
-_SHARED_LOCK = threading.Lock()
 
 
 def point_id(doc_id: str, passage: int, version: int) -> str:
@@ -58,7 +56,7 @@ def point_id(doc_id: str, passage: int, version: int) -> str:
 
 def connect(config: QdrantConfig) -> QdrantClient:
     """A client for `config`'s server, memory, or local-mode folder; handles on one folder in
-    this process share its client (local mode locks the folder per client). `release` it."""
+    this process share its client (see `SharedHandles`); `Collection.close` releases it."""
     if config.url is not None:
         return QdrantClient(
             url=config.url, api_key=config.api_key, prefer_grpc=config.prefer_grpc, timeout=config.timeout
@@ -66,39 +64,55 @@ def connect(config: QdrantConfig) -> QdrantClient:
     if config.path == ":memory:":
         return QdrantClient(location=":memory:")
     folder = str(Path(str(config.path)).resolve())
-    with _SHARED_LOCK:
-        if folder in _SHARED:
-            client, users = _SHARED[folder]
-        else:
-            try:
-                client, users = QdrantClient(path=folder), 0
-            except RuntimeError as exc:  # another process holds the folder
-                msg = f"{config.where}: {exc}"
-                raise StoreError(msg) from exc
-        _SHARED[folder] = (client, users + 1)
-    return client
+
+    def open_folder() -> QdrantClient:
+        try:
+            return QdrantClient(path=folder)
+        except RuntimeError as exc:  # another process holds the folder
+            msg = f"{config.where}: {exc}"
+            raise StoreError(msg) from exc
+
+    return LOCAL_CLIENTS.acquire(folder, open_folder)
 
 
-def release(client: QdrantClient) -> None:
-    """Close `client`, or, if handles share it, leave it to the last of them."""
-    with _SHARED_LOCK:
-        for folder, (shared, users) in list(_SHARED.items()):
-            if shared is client:
-                if users > 1:
-                    _SHARED[folder] = (shared, users - 1)
-                    return
-                del _SHARED[folder]
-    client.close()
+class SharedHandles:
+    """Handles opened once per folder in this process and closed with their last user:
+    qdrant-client's local mode and Qdrant Edge lock a folder per handle, so a second handle
+    on it could not open. Those still open at exit are closed while the interpreter can
+    still run their cleanup."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[Any, int]] = {}  # folder -> its handle, users of it
+        self._lock = threading.Lock()
+        atexit.register(self.close_all)
+
+    def acquire(self, folder: str, opener: Callable[[], Any]) -> Any:
+        """The handle on `folder`, opened by `opener` unless another user has it open."""
+        with self._lock:
+            handle, users = self._open.get(folder) or (opener(), 0)
+            self._open[folder] = (handle, users + 1)
+        return handle
+
+    def release(self, handle: Any) -> None:
+        """Close `handle`, or, if other users share it, leave it to the last of them."""
+        with self._lock:
+            for folder, (shared, users) in list(self._open.items()):
+                if shared is handle:
+                    if users > 1:
+                        self._open[folder] = (shared, users - 1)
+                        return
+                    del self._open[folder]
+        handle.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            handles = [handle for handle, _ in self._open.values()]
+            self._open.clear()
+        for handle in handles:
+            handle.close()
 
 
-@atexit.register
-def _close_shared() -> None:
-    """Close local-mode clients still open at exit, while the interpreter can still run their cleanup."""
-    with _SHARED_LOCK:
-        clients = [client for client, _ in _SHARED.values()]
-        _SHARED.clear()
-    for client in clients:
-        client.close()
+LOCAL_CLIENTS = SharedHandles()
 
 
 def check_layout(layout: Any, where: str) -> dict[str, Any]:
@@ -270,7 +284,7 @@ class Collection:
         return int(self.request(self.client.get_collection, self.name).segments_count or 0)
 
     def close(self) -> None:
-        release(self.client)
+        LOCAL_CLIENTS.release(self.client)
 
     def drop(self) -> None:
         """Delete the collection and close."""

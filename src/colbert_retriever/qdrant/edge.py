@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -28,14 +27,13 @@ from colbert_retriever.errors import (
     MissingDependencyError,
     StoreError,
 )
-from colbert_retriever.qdrant.collection import KEY, LATE, LEXICAL, PREFETCH, Scored, check_layout
+from colbert_retriever.qdrant.collection import KEY, LATE, LEXICAL, PREFETCH, Scored, SharedHandles, check_layout
 from colbert_retriever.qdrant.config import QdrantConfig
 from colbert_retriever.qdrant.vectors import FDE_DIM
 from colbert_retriever.storage.atomic import write_bytes
 
 LAYOUT = f"{KEY}.json"
-_SHARED: dict[str, tuple[Any, int]] = {}  # shard folder -> its open shard, handles using it
-_SHARED_LOCK = threading.Lock()
+SHARDS = SharedHandles()  # Edge locks a shard's write-ahead log per handle
 
 try:
     import qdrant_edge as qe
@@ -65,10 +63,7 @@ class EdgeCollection:
         """The shard, loaded once per folder in this process (Edge locks its files per handle)."""
         if self._shard is None:
             key = str(self.folder.resolve())
-            with _SHARED_LOCK:
-                shard, users = _SHARED.get(key) or (self.request(qe.EdgeShard.load, key), 0)
-                _SHARED[key] = (shard, users + 1)
-            self._shard = shard
+            self._shard = SHARDS.acquire(key, lambda: self.request(qe.EdgeShard.load, key))
         return self._shard
 
     def exists(self) -> bool:
@@ -92,10 +87,9 @@ class EdgeCollection:
         }
         sparse = {LEXICAL: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if layout["lexical"] else None
         config = qe.EdgeConfig(vectors=vectors, sparse_vectors=sparse)
-        created = self.request(qe.EdgeShard.create, str(self.folder), config, write=True)
-        with _SHARED_LOCK:
-            _SHARED[str(self.folder.resolve())] = (created, 1)
-        self._shard = created
+        self._shard = SHARDS.acquire(
+            str(self.folder.resolve()), lambda: self.request(qe.EdgeShard.create, str(self.folder), config, write=True)
+        )
         kinds = {"doc_id": "Keyword", "write": "Keyword", "live": "Integer", "passage": "Integer"}
         for field, kind in kinds.items():  # filtered searches and scrolls use them
             self._update(qe.UpdateOperation.create_field_index(field, getattr(qe.PayloadSchemaType, kind)))
@@ -182,15 +176,9 @@ class EdgeCollection:
 
     def close(self) -> None:
         """Let go of the shard; the last handle on its folder closes it."""
-        if self._shard is None:
-            return
-        key, self._shard = str(self.folder.resolve()), None
-        with _SHARED_LOCK:
-            shard, users = _SHARED.pop(key)
-            if users > 1:
-                _SHARED[key] = (shard, users - 1)
-                return
-        shard.close()
+        if self._shard is not None:
+            SHARDS.release(self._shard)
+            self._shard = None
 
     def drop(self) -> None:
         self.close()
