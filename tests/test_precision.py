@@ -80,3 +80,35 @@ def test_float16_and_float32_scoring_rank_alike(tmp_path: Path, index_type: str)
     for half, single in zip(found["float16"], found["float32"], strict=True):
         assert half[0].doc_id == single[0].doc_id
         np.testing.assert_allclose([h.score for h in half[:3]], [h.score for h in single[:3]], atol=2e-2)
+
+
+def test_device_settings(checkpoints, monkeypatch: pytest.MonkeyPatch) -> None:
+    for bad in ("gpu", "cuda:x", 0):
+        with pytest.raises(ConfigError, match="device must be"):
+            SearchConfig(device=bad)  # type: ignore[arg-type]
+    assert precision.resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert precision.resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="torch sees no CUDA GPU"):
+        Encoder.from_pretrained(checkpoints["stanford"], device="cuda", show_progress=False)
+    encoder = Encoder.from_pretrained(checkpoints["stanford"], device="auto", show_progress=False)
+    assert encoder.device == torch.device("cpu")
+    assert precision.scoring_dtype("auto", torch.device("cuda")) == torch.float16  # half math is native on GPUs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_gpu_encoding_and_exact_search_match_the_cpu(checkpoints, tmp_path: Path) -> None:
+    texts = ["the cat sat on the mat.", "late interaction search is fast.", "a plant turns light into energy."]
+    cpu = Encoder.from_pretrained(checkpoints["stanford"], device="cpu", precision="float32", show_progress=False)
+    gpu = Encoder.from_pretrained(checkpoints["stanford"], device="cuda", precision="float32", show_progress=False)
+    for a, b in zip(cpu.encode_documents(texts), gpu.encode_documents(texts), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    index = Index.create(tmp_path / "i", model=cpu.fingerprint.to_dict(), dim=cpu.dim, index_type="exact")
+    index.write(
+        [DocumentBatch(ids=["a", "b", "c"], texts=texts, metadata=[{}] * 3, vectors=cpu.encode_documents(texts))]
+    )
+    queries = cpu.encode_queries(["where did the cat sit?"])
+    on_cpu = index.search(queries, k=3)[0]
+    on_gpu = Index.open(tmp_path / "i", search_config=SearchConfig(device="cuda")).search(queries, k=3)[0]
+    assert [h.doc_id for h in on_gpu] == [h.doc_id for h in on_cpu]
+    np.testing.assert_allclose([h.score for h in on_gpu], [h.score for h in on_cpu], atol=2e-3)

@@ -205,3 +205,29 @@ def test_retriever_without_index(checkpoints) -> None:
     assert reranker.rerank("the cat", ["a dog", "the cat sat"])[0].position == 1
     with pytest.raises(ConfigError, match="no index"):
         reranker.search("the cat")
+
+
+def test_a_temporary_index_lives_as_long_as_its_retriever(checkpoints) -> None:
+    import gc
+
+    closed = ColBERT.create(None, model=checkpoints["stanford"], show_progress=False)
+    closed.add(["the cat sat on the mat."], ids=["cat"])
+    folder = Path(closed.index.path)  # type: ignore[attr-defined]
+    assert closed.search("cat", k=1)[0].doc_id == "cat"
+    closed.close()
+    assert not folder.exists()
+    dropped = ColBERT.create(None, model=checkpoints["stanford"], show_progress=False)
+    folder = Path(dropped.index.path)  # type: ignore[attr-defined]
+    del dropped
+    gc.collect()
+    assert not folder.exists()
+    kept = ColBERT.create(folder, model=checkpoints["stanford"], show_progress=False)
+    kept.close()
+    assert folder.is_dir()  # a folder the caller named is never removed
+
+
+def test_result_fields_leave_the_users_metadata_keys_alone() -> None:
+    from colbert_retriever import Hit
+
+    hit = Hit("d", 2.0, 0.5, 1, "text", metadata={"rank": "gold", "doc_id": "mine"}, passage=1, start=3, end=7)
+    assert hit.cited_metadata() == {"rank": "gold", "doc_id": "mine", "score": 2.0, "passage": 1, "start": 3, "end": 7}

@@ -10,6 +10,7 @@ bounds the work of a search; `IndexConfig` is how documents are written.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -50,6 +51,9 @@ class EncoderConfig:
             reproduces colbert-ai and PyLate exactly; "bfloat16" forces autocast.
         show_progress: Show a tqdm bar while encoding more than one batch.
         n_threads: If set, `torch.set_num_threads(n_threads)` when the encoder is built.
+        device: Where the model runs: "auto" (default: a CUDA GPU if torch sees one, else
+            the CPU), "cpu", "cuda" or "cuda:N" (an error where there is none). On a GPU,
+            precision "auto" is bfloat16 where the GPU supports it.
     """
 
     query_maxlen: int = 32
@@ -63,8 +67,10 @@ class EncoderConfig:
     precision: Precision = "auto"
     show_progress: bool = True
     n_threads: int | None = None
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        _check_device(self.device)
         _require_positive("query_maxlen", self.query_maxlen)
         _require_positive("doc_maxlen", self.doc_maxlen)
         _require_positive("batch_size", self.batch_size)
@@ -81,7 +87,7 @@ class EncoderConfig:
 
     def layout(self) -> dict[str, object]:
         """The fields that decide which vectors a text gets (stored in an index's manifest)."""
-        runtime = {"batch_size", "precision", "show_progress", "n_threads"}
+        runtime = {"batch_size", "precision", "show_progress", "n_threads", "device"}
         return {k: v for k, v in asdict(self).items() if k not in runtime}
 
 
@@ -136,7 +142,10 @@ class SearchConfig:
             (None: no pruning).
         scoring_dtype: The type stored float16 vectors are scored in: "auto" (default)
             float16 where this CPU multiplies it natively, float32 where half math is
-            emulated (AVX2-only CPUs: 17x faster there); or forced.
+            emulated (AVX2-only CPUs: 17x faster there), float16 on a GPU; or forced.
+        device: Where exact MaxSim runs: "cpu" (default), "cuda", "cuda:N" or "auto" (a
+            GPU if torch sees one). Each scored block is copied to the GPU: it pays for
+            large indexes and batches of queries.
         passage_weights: How a document split into passages is scored from them: the
             weighted sum of its best passages' MaxSim (among those the search found), best
             first. (1.0,) is MaxP, the best passage alone (the default: it wins on SciFact
@@ -160,6 +169,7 @@ class SearchConfig:
     ndocs: int | None = None
     centroid_score_threshold: float | None = None
     scoring_dtype: ScoringDtype = "auto"
+    device: str = "cpu"
     passage_weights: tuple[float, ...] = (1.0,)
     fusion: Fusion = "blend"
     late_weight: float = 0.8
@@ -167,6 +177,7 @@ class SearchConfig:
     candidates: int = 20
 
     def __post_init__(self) -> None:
+        _check_device(self.device)
         _require_positive("max_scores_per_chunk", self.max_scores_per_chunk)
         _require_positive("rrf_k", self.rrf_k)
         _require_positive("candidates", self.candidates)
@@ -240,3 +251,9 @@ class IndexConfig:
         if self.lock_timeout < 0:
             msg = f"lock_timeout must be >= 0 seconds, got {self.lock_timeout!r}"
             raise ConfigError(msg)
+
+
+def _check_device(device: object) -> None:
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        msg = f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+        raise ConfigError(msg)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from colbert_retriever.checkpoint import ACTIVATIONS, Checkpoint, ProjectionLayer, load_checkpoint
 from colbert_retriever.config import EncoderConfig
 from colbert_retriever.errors import CheckpointError, ConfigError, DimensionMismatchError, ModelMismatchError
-from colbert_retriever.precision import encoding_precision
+from colbert_retriever.precision import encoding_precision, resolve_device
 from colbert_retriever.validation import check_texts
 
 logger = logging.getLogger(__name__)
@@ -119,19 +119,18 @@ class Encoder:
     ) -> None:
         self.checkpoint = checkpoint
         self.config = config
-        self._transformer = transformer.eval()
-        self._projection = torch.nn.Sequential(*(_build_linear(layer) for layer in checkpoint.projection)).eval()
+        self.device = resolve_device(config.device)
+        self._transformer = transformer.eval().to(self.device)
+        layers = (_build_linear(layer) for layer in checkpoint.projection)
+        self._projection = torch.nn.Sequential(*layers).eval().to(self.device)
         self._tokenizer = tokenizer
         # Fast tokenizers raise "Already borrowed" when two threads change truncation at once.
         self._tokenizer_lock = threading.Lock()
         self._reported_cut = False  # a query longer than query_maxlen is logged once
-        self.precision = encoding_precision(config.precision)  # what "auto" resolved to on this CPU
+        self.precision = encoding_precision(config.precision, self.device)  # what "auto" resolved to here
         self._ids = _special_ids(tokenizer, config)
-        self.dim = (
-            int(checkpoint.projection[-1].weight.shape[0])
-            if checkpoint.projection
-            else int(transformer.config.hidden_size)
-        )
+        last = checkpoint.projection[-1].weight.shape[0] if checkpoint.projection else transformer.config.hidden_size
+        self.dim = int(last)
         self._fingerprint: ModelFingerprint | None = None
 
     @classmethod
@@ -339,12 +338,12 @@ class Encoder:
         return out
 
     def _forward(self, batch: TokenizedBatch) -> np.ndarray:
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with torch.inference_mode(), autocast:
-            states = self._transformer(input_ids=batch.input_ids, attention_mask=batch.attention_mask)[0]
-            vectors = self._projection(states)
+            ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
+            vectors = self._projection(self._transformer(input_ids=ids, attention_mask=mask)[0])
         vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=-1)
-        return vectors.numpy()
+        return vectors.cpu().numpy()
 
 
 def _build_linear(layer: ProjectionLayer) -> torch.nn.Module:

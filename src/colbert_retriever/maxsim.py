@@ -25,7 +25,11 @@ def pad_queries(queries: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def maxsim(
-    queries: np.ndarray, embeddings: np.ndarray, offsets: np.ndarray, dtype: torch.dtype | None = None
+    queries: np.ndarray,
+    embeddings: np.ndarray,
+    offsets: np.ndarray,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
 ) -> np.ndarray:
     """MaxSim of every query against every document of a token block.
 
@@ -38,6 +42,7 @@ def maxsim(
             float16 on vectors stored in float16 stays within ~2.5e-4 of float32, but is
             emulated and 17x slower on CPUs without half-precision units
             (`precision.scoring_dtype` picks).
+        device: Where the similarities are computed (default: the CPU).
 
     Returns:
         (n_queries, n_docs) float32 scores, summed in float32.
@@ -49,8 +54,8 @@ def maxsim(
     """
     n_queries, q_len, dim = queries.shape
     block = torch.from_numpy(np.ascontiguousarray(embeddings))
-    block = block.to(dtype or block.dtype)
-    flat = torch.from_numpy(np.ascontiguousarray(queries.reshape(n_queries * q_len, dim))).to(block.dtype)
-    sims = (flat @ block.T).float().numpy()  # (n_queries * q_len, n_tokens) float32
+    block = block.to(device=device, dtype=dtype or block.dtype)
+    flat = torch.from_numpy(np.ascontiguousarray(queries.reshape(n_queries * q_len, dim))).to(block.device, block.dtype)
+    sims = (flat @ block.T).float().cpu().numpy()  # (n_queries * q_len, n_tokens) float32
     best = np.maximum.reduceat(sims, offsets[:-1], axis=1)  # (n_queries * q_len, n_docs)
     return best.reshape(n_queries, q_len, -1).sum(axis=1)

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 
 from colbert_retriever.config import Precision, ScoringDtype
+from colbert_retriever.errors import ConfigError
 
 
 @functools.cache
@@ -45,14 +46,26 @@ def half_matmul_is_fast() -> bool:
     return 1.25 * half < single
 
 
-def scoring_dtype(setting: ScoringDtype = "auto") -> torch.dtype:
-    """The type float16 document vectors are scored in: float16 where that is fast here,
-    float32 where half math is emulated ("auto"), or as forced."""
+def scoring_dtype(setting: ScoringDtype = "auto", device: torch.device | None = None) -> torch.dtype:
+    """The type float16 document vectors are scored in: float16 on a GPU or where that is
+    fast on this CPU, float32 where half math is emulated ("auto"), or as forced."""
     if setting == "float16":
         return torch.float16
     if setting == "float32":
         return torch.float32
-    return torch.float16 if half_matmul_is_fast() else torch.float32
+    on_gpu = device is not None and device.type == "cuda"
+    return torch.float16 if on_gpu or half_matmul_is_fast() else torch.float32
+
+
+def resolve_device(setting: str = "auto") -> torch.device:
+    """The torch device a setting names: "auto" is the first CUDA GPU if torch sees one,
+    else the CPU; asking for CUDA where there is none is a `ConfigError`."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        msg = f"device={setting!r}, but torch sees no CUDA GPU (a CPU-only torch build, or no driver); use 'cpu'"
+        raise ConfigError(msg)
+    return torch.device(setting)
 
 
 def native_bfloat16() -> bool:
@@ -61,9 +74,13 @@ def native_bfloat16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def encoding_precision(setting: Precision = "auto") -> Literal["float32", "bfloat16"]:
-    """bfloat16 autocast where the CPU has bfloat16 units ("auto"), float32 elsewhere (and
-    always with "float32", which reproduces colbert-ai and PyLate exactly)."""
-    if setting == "auto":
-        return "bfloat16" if native_bfloat16() else "float32"
-    return setting
+def encoding_precision(
+    setting: Precision = "auto", device: torch.device | None = None
+) -> Literal["float32", "bfloat16"]:
+    """bfloat16 autocast where the CPU has bfloat16 units or the GPU supports it ("auto"),
+    float32 elsewhere (and always with "float32", which reproduces colbert-ai and PyLate exactly)."""
+    if setting != "auto":
+        return setting
+    if device is not None and device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if native_bfloat16() else "float32"

@@ -123,14 +123,28 @@ class Hit:
         """The document's metadata plus what a framework's result carries for citations:
         doc_id, score, rank, the passage and its span in the document (`passage`, `start`,
         `end`), each side's score in hybrid search (`late_score`, `lexical_score`) and,
-        when searched with highlights, `highlights` ([start, end] in `text`)."""
-        cited = {**self.metadata, "doc_id": self.doc_id, "score": self.score, "rank": self.rank}
+        when searched with highlights, `highlights` ([start, end] in `text`).
+
+        The user's own keys win: a result field is added only where the metadata has no
+        key of that name (a stored `{"rank": "gold"}` comes back as it was stored)."""
+        cited: dict[str, Any] = {"doc_id": self.doc_id, "score": self.score, "rank": self.rank}
         cited |= {"passage": self.passage, "start": self.start, "end": self.end}
         if self.late_score is not None and self.lexical_score is not None:
             cited |= {"late_score": self.late_score, "lexical_score": self.lexical_score}
         if self.explanation is not None:
             cited["highlights"] = [list(span) for span in self.highlights]
-        return cited
+        return cited | self.metadata
+
+    def to_json(self) -> dict[str, Any]:
+        """The hit as `search --json` prints it and the HTTP service answers it: `text` is the
+        passage that scored, `start`/`end` its span in the document; with an explanation,
+        one entry per query token whose spans index into `text`."""
+        fields = ("doc_id", "score", "normalized_score", "rank", "text", "metadata", "passage", "start", "end")
+        line = {name: getattr(self, name) for name in (*fields, "passage_score", "late_score", "lexical_score")}
+        if self.explanation is not None:
+            keys = ("query_token", "doc_token", "start", "end", "similarity")
+            line["explanation"] = [{key: getattr(m, key) for key in keys} for m in self.explanation.matches]
+        return line
 
 
 @dataclass(frozen=True)

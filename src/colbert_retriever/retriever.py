@@ -8,6 +8,9 @@ hits = retriever.search("what is late interaction?", k=10)
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,7 @@ class ColBERT:
         self.encoder = encoder
         self._store = store
         self.chunking = chunking
+        self._remove_folder: weakref.finalize[Any, Any] | None = None
 
     @classmethod
     def from_pretrained(cls, model: str | Path, *, trust_remote_code: bool = False, **settings: Any) -> ColBERT:
@@ -65,7 +69,7 @@ class ColBERT:
     @classmethod
     def create(
         cls,
-        location: Location,
+        location: Location | None,
         *,
         model: str | Path,
         index_type: IndexType = "auto",
@@ -85,15 +89,15 @@ class ColBERT:
             location: An index folder (new or empty), or a `QdrantConfig` naming a Qdrant
                 collection to create (a server, a cluster, local mode or Qdrant Edge); the
                 folder settings (index_type, plaid, pool_factor, index_config) are then a
-                `ConfigError`.
+                `ConfigError`. None: a temporary folder, removed by `close` or when this
+                retriever is garbage-collected.
             index_type: "exact" (float16 vectors, every token scored), "plaid" (compressed
                 to ~36 B/token at dim 128, PLAID search) or "auto": exact while small, plaid
                 from `compression.AUTO_PLAID_TOKENS` token vectors (~2,000 passages) on.
             plaid: How a plaid index compresses (nbits, centroids); see `PlaidConfig`.
             pool_factor: Store ~1 / pool_factor of each document's token vectors, merging
                 similar ones: a smaller, faster index at some cost in quality.
-            lexical: Keep a full-text index (SQLite FTS5) of every passage, for hybrid
-                search (the default mode then) and lexical search.
+            lexical: Keep a full-text index (SQLite FTS5) of passages for hybrid (default) search.
             exist_ok: Open the index at `location` if there is one.
             chunking: How texts longer than the model reads are split into passages
                 (`Chunking()`, the default); None stores them cut at `doc_maxlen`, with a
@@ -107,7 +111,7 @@ class ColBERT:
         if misplaced:
             msg = f"{', '.join(misplaced)} is a PlaidConfig setting: pass plaid=PlaidConfig({misplaced[0]}=...)"
             raise ConfigError(msg)
-        if exist_ok and store_exists(location):
+        if exist_ok and location is not None and store_exists(location):
             return cls.open(
                 location,
                 model=model,
@@ -118,6 +122,9 @@ class ColBERT:
                 **settings,
             )
         encoder = Encoder.from_pretrained(model, trust_remote_code=trust_remote_code, **settings)
+        folder = None
+        if location is None:
+            location = folder = Path(tempfile.mkdtemp(prefix="colbert-"))
         store = create_store(
             location,
             model=encoder.fingerprint.to_dict(),
@@ -129,7 +136,10 @@ class ColBERT:
             config=index_config,
             search_config=search_config,
         )
-        return cls(encoder, store, chunking=chunking)
+        colbert = cls(encoder, store, chunking=chunking)
+        if folder is not None:
+            colbert._remove_folder = weakref.finalize(colbert, shutil.rmtree, folder, True)
+        return colbert
 
     @classmethod
     def open(
@@ -184,9 +194,12 @@ class ColBERT:
         return self.index.info()
 
     def close(self) -> None:
-        """Release the store (a Qdrant client; a local-mode folder stays locked until then)."""
+        """Release the store (a Qdrant client; a local-mode folder stays locked until then);
+        a temporary index (created at None) is deleted."""
         if self._store is not None:
             self._store.close()
+        if self._remove_folder is not None:
+            self._remove_folder()
 
     def add(
         self,

@@ -6,7 +6,7 @@ It converts types only: search, filtering and storage are the core's.
 from __future__ import annotations
 
 import asyncio
-import tempfile
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,8 +77,7 @@ class ColBERTRetriever(BaseRetriever):
         `model` is a local checkpoint folder or a Hugging Face id, as in the core.
         Other keyword arguments are fields of this class (`filter`, `search_kwargs`).
         """
-        path = index_path if index_path is not None else Path(tempfile.mkdtemp(prefix="colbert-")) / "index"
-        colbert = ColBERT.create(path, model=model)
+        colbert = ColBERT.create(index_path, model=model)
         colbert.add(texts, ids=ids, metadata=metadatas)
         return cls(colbert=colbert, k=k, **kwargs)
 
@@ -94,7 +93,7 @@ class ColBERTRetriever(BaseRetriever):
     ) -> ColBERTRetriever:
         """Like `from_texts`, with each document's `id` (when set) as its id."""
         texts, metadatas, ids = _unpack(documents)
-        return cls.from_texts(texts, metadatas, ids, model=model, index_path=index_path, k=k, **kwargs)
+        return cls.from_texts(texts, metadatas, fill_ids(ids), model=model, index_path=index_path, k=k, **kwargs)
 
     @classmethod
     def from_index(
@@ -104,18 +103,35 @@ class ColBERTRetriever(BaseRetriever):
         unless `model` is given)."""
         return cls(colbert=ColBERT.open(index_path, model=model), k=k, **kwargs)
 
-    def add_documents(self, documents: Sequence[Document], **kwargs: Any) -> list[str]:
-        """Add documents (ids from `ids=` or each document's `id`); return their ids."""
-        texts, metadatas, ids = _unpack(documents)
-        return self.colbert.add(texts, ids=kwargs.get("ids", ids), metadata=metadatas)
+    def add_documents(self, documents: Sequence[Document], *, ids: Sequence[str | None] | None = None) -> list[str]:
+        """Add documents, all or nothing; return their ids: `ids` if given, else each
+        document's `id`, with a new one generated only where that is missing."""
+        texts, metadatas, own_ids = _unpack(documents)
+        return self.colbert.add(texts, ids=fill_ids(own_ids if ids is None else ids), metadata=metadatas)
+
+    def close(self) -> None:
+        """Release the index (and delete it if it lives in a temporary folder)."""
+        self.colbert.close()
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete documents by id (every passage of each)."""
         self.colbert.delete(list(ids))
 
     def _search_args(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        defaults = {"k": self.k, "filters": self.filter, "highlights": self.highlights, "mode": self.mode}
-        return {**defaults, **self.search_kwargs, **kwargs}
+        """The search's arguments: the fields, then `search_kwargs`, then `invoke`'s own
+        (`filter` is the field's name, `filters` the core's; both are accepted)."""
+        args = {"k": self.k, "filters": self.filter, "highlights": self.highlights, "mode": self.mode}
+        for given in (self.search_kwargs, kwargs):
+            given = dict(given)
+            if "filter" in given:
+                given["filters"] = given.pop("filter")
+            unknown = sorted(set(given) - set(args))
+            if unknown:
+                known = ", ".join([*args, "filter"])
+                msg = f"ColBERTRetriever got unexpected search arguments: {', '.join(unknown)} (known: {known})"
+                raise TypeError(msg)
+            args |= given
+        return args
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
@@ -130,10 +146,11 @@ class ColBERTRetriever(BaseRetriever):
         return [hit_to_document(hit) for hit in hits]
 
 
-def _unpack(documents: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]], list[str] | None]:
-    ids = [doc.id for doc in documents if doc.id]
-    return (
-        [doc.page_content for doc in documents],
-        [dict(doc.metadata) for doc in documents],
-        ids if len(ids) == len(documents) else None,
-    )
+def _unpack(documents: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]], list[str | None]]:
+    texts = [doc.page_content for doc in documents]
+    return texts, [dict(doc.metadata) for doc in documents], [doc.id for doc in documents]
+
+
+def fill_ids(ids: Sequence[str | None]) -> list[str]:
+    """The given ids, with a random one wherever an id is missing (None or empty)."""
+    return [doc_id or uuid.uuid4().hex for doc_id in ids]

@@ -15,7 +15,7 @@ from colbert_retriever import ColBERT, DocumentNotFoundError, QdrantConfig
 
 
 def test_all_is_pinned() -> None:
-    assert sorted(langchain_colbert.__all__) == ["ColBERTRerank", "ColBERTRetriever"]
+    assert sorted(langchain_colbert.__all__) == ["ColBERTRerank", "ColBERTRetriever", "ColBERTVectorStore"]
 
 
 class TestStandardRetriever(RetrieversIntegrationTests):
@@ -183,3 +183,67 @@ def test_the_search_mode_passes_through(colbert: ColBERT) -> None:
     late = ColBERTRetriever(colbert=colbert, k=3, mode="lexical").invoke(query, mode="late")  # per call
     assert "lexical_score" not in late[0].metadata
     assert [d.id for d in late] == [h.doc_id for h in colbert.search(query, k=3, mode="late")]
+
+
+# Regression tests for defects found by using the adapter as a new user would.
+
+
+def test_result_fields_never_overwrite_the_users_metadata(model_path: Path, tmp_path: Path) -> None:
+    own = {"rank": "gold", "score": "A+", "doc_id": "mine", "id": 7}
+    retriever = ColBERTRetriever.from_texts(
+        ["Glaciers carve valleys.", "Deserts are dry."],
+        [own, {}],
+        ["g", "d"],
+        model=model_path,
+        index_path=tmp_path / "i",
+    )
+    glacier, desert = retriever.invoke("How are valleys carved?", k=2)
+    assert {key: glacier.metadata[key] for key in own} == own
+    assert (desert.metadata["rank"], desert.metadata["doc_id"]) == (2, "d")  # added where absent
+    reranker = ColBERTRerank(colbert=retriever.colbert, top_n=2)
+    kept = reranker.compress_documents([Document(page_content="Glaciers carve valleys.", metadata=own)], "valleys")
+    assert {key: kept[0].metadata[key] for key in own} == own
+    assert 0 < kept[0].metadata["relevance_score"] <= 1
+
+
+def test_add_documents_keeps_given_ids_and_fills_the_missing(model_path: Path, tmp_path: Path) -> None:
+    retriever = ColBERTRetriever.from_texts(["Seed text."], ids=["seed"], model=model_path, index_path=tmp_path / "i")
+    ids = retriever.add_documents([Document(id="glacier", page_content="Ice moves."), Document(page_content="Sand.")])
+    assert ids[0] == "glacier"
+    assert ids[1] not in ("", "glacier")
+    assert [doc.text for doc in retriever.colbert.get(ids)] == ["Ice moves.", "Sand."]
+    assert retriever.add_documents([Document(page_content="Rock.")], ids=["rock"]) == ["rock"]
+
+
+def test_invoke_takes_the_filter_field_by_name_with_operators(colbert: ColBERT) -> None:
+    retriever = ColBERTRetriever(colbert=colbert, k=10)
+    docs = retriever.invoke("a drink", filter={"title": {"$in": ["Coffee", "Insulin"]}})
+    assert {d.id for d in docs} == {"coffee", "insulin"}
+    with pytest.raises(TypeError, match="unexpected search arguments: fiter"):
+        retriever.invoke("a drink", fiter={"title": "Coffee"})  # a typo is an error, not ignored
+    with pytest.raises(TypeError, match="unexpected search arguments: where"):
+        ColBERTRetriever(colbert=colbert, search_kwargs={"where": {}}).invoke("a drink")
+
+
+def test_a_temporary_index_is_removed_when_closed_or_collected(model_path: Path) -> None:
+    import gc
+
+    closed = ColBERTRetriever.from_texts(["one text"], model=model_path)
+    folder = Path(closed.colbert.index.path)
+    assert folder.is_dir()
+    closed.close()
+    assert not folder.exists()
+    dropped = ColBERTRetriever.from_texts(["one text"], model=model_path)
+    folder = Path(dropped.colbert.index.path)
+    del dropped
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_rerank_is_built_from_a_model_name_like_other_rerankers(model_path: Path) -> None:
+    reranker = ColBERTRerank(model=str(model_path), top_n=1)
+    docs = [Document(page_content="Bananas are yellow."), Document(page_content="The Eiffel Tower is in Paris.")]
+    (best,) = reranker.compress_documents(docs, "Where is the Eiffel Tower?")
+    assert best.page_content.startswith("The Eiffel")
+    with pytest.raises(ValueError, match="exactly one of model="):
+        ColBERTRerank(top_n=1)

@@ -17,7 +17,7 @@ from colbert_retriever import ColBERT, DocumentNotFoundError, QdrantConfig
 
 
 def test_all_is_pinned() -> None:
-    assert sorted(package.__all__) == ["ColBERTRerank", "ColBERTRetriever"]
+    assert sorted(package.__all__) == ["ColBERTIndex", "ColBERTRerank", "ColBERTRetriever"]
 
 
 def test_retrieve_returns_nodes_with_scores(colbert: ColBERT) -> None:
@@ -149,3 +149,121 @@ def test_the_search_mode_passes_through(colbert: ColBERT) -> None:
     nodes = ColBERTRetriever(colbert, similarity_top_k=3).retrieve(query)
     assert nodes[0].node.metadata["lexical_score"] > 0  # hybrid: the default on a new index
     assert "lexical_score" not in nodes[0].node.get_content(metadata_mode="llm")
+
+
+# Regression tests for defects found by using the adapter as a new user would.
+
+
+def test_results_keep_the_users_keys_and_what_they_hid(model_path: Path, tmp_path: Path) -> None:
+    doc = Document(
+        id_="g",
+        text="Glaciers carve valleys.",
+        metadata={"rank": "gold", "score": "A+", "file_path": "/home/me/secret.txt"},
+        excluded_llm_metadata_keys=["file_path"],
+        excluded_embed_metadata_keys=["file_path", "rank"],
+    )
+    retriever = ColBERTRetriever.from_documents([doc], model=model_path, index_path=tmp_path / "i")
+    (found,) = retriever.retrieve("How are valleys carved?")
+    assert {key: found.node.metadata[key] for key in doc.metadata} == doc.metadata  # user keys win
+    prompt = found.node.get_content(metadata_mode="llm")
+    assert "secret.txt" not in prompt  # what the user hid stays hidden
+    assert "gold" in prompt  # the user's own `rank` is not hidden as a result key
+    assert "passage" not in prompt  # result keys are
+    assert "gold" not in found.node.get_content(metadata_mode="embed")
+
+
+def test_nodes_come_back_with_their_relationships(model_path: Path, tmp_path: Path) -> None:
+    node = TextNode(text="The Louvre is a museum in Paris.", id_="louvre", metadata={"city": "Paris"})
+    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id="guide")
+    node.relationships[NodeRelationship.NEXT] = RelatedNodeInfo(node_id="orsay")
+    node.relationships[NodeRelationship.PREVIOUS] = RelatedNodeInfo(node_id="intro")
+    retriever = ColBERTRetriever.from_nodes([node], model=model_path, index_path=tmp_path / "i")
+    (found,) = retriever.retrieve("a museum")
+    assert found.node.ref_doc_id == "guide"
+    assert found.node.next_node is not None
+    assert found.node.next_node.node_id == "orsay"
+    assert found.node.prev_node is not None
+    assert found.node.prev_node.node_id == "intro"
+    assert found.node.metadata["city"] == "Paris"
+
+
+def test_a_temporary_index_is_removed_when_closed_or_collected(model_path: Path) -> None:
+    import gc
+
+    closed = ColBERTRetriever.from_nodes([TextNode(id_="x", text="one text")], model=model_path)
+    folder = Path(closed.colbert.index.path)  # type: ignore[attr-defined]
+    closed.close()
+    assert not folder.exists()
+    dropped = ColBERTRetriever.from_nodes([TextNode(id_="x", text="one text")], model=model_path)
+    folder = Path(dropped.colbert.index.path)  # type: ignore[attr-defined]
+    del dropped
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_rerank_takes_model_records_score_rank_and_emits_events(model_path: Path) -> None:
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+
+    seen: list[str] = []
+
+    class Collect(BaseEventHandler):
+        def handle(self, event, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            seen.append(event.class_name())
+
+    get_dispatcher().add_event_handler(Collect())
+    reranker = ColBERTRerank(model=str(model_path), top_n=1, keep_retrieval_score=True)
+    nodes = [
+        NodeWithScore(node=TextNode(id_="0", text="Bananas are yellow.", metadata={"rank": "mine"}), score=0.9),
+        NodeWithScore(node=TextNode(id_="1", text="The Eiffel Tower stands in Paris."), score=0.1),
+    ]
+    (best,) = reranker.postprocess_nodes(nodes, query_str="Where is the Eiffel Tower?")
+    assert best.node.node_id == "1"
+    assert best.node.metadata["score"] == best.score
+    assert best.node.metadata["rank"] == 1
+    assert best.node.metadata["retrieval_score"] == 0.1
+    assert "retrieval_score" not in best.node.get_content(metadata_mode="llm")
+    assert nodes[1].node.metadata == {}  # the incoming node is not changed
+    assert {"ReRankStartEvent", "ReRankEndEvent"} <= set(seen)
+    (kept,) = ColBERTRerank(model=str(model_path), top_n=1).postprocess_nodes(nodes[:1], query_str="fruit")
+    assert kept.node.metadata["rank"] == "mine"  # the user's key wins
+    with pytest.raises(ValueError, match="exactly one of model="):
+        ColBERTRerank(top_n=1)
+
+
+def test_every_metadata_filter_operator(model_path: Path, tmp_path: Path) -> None:
+    records = [
+        ("a", {"year": 2019, "tags": ["ml", "nlp"], "lang": "en"}),
+        ("b", {"year": 2021, "tags": ["ml"], "lang": "fr"}),
+        ("c", {"year": 2023, "tags": [], "lang": "en"}),
+        ("d", {"year": 2024, "lang": "de"}),
+    ]
+    nodes = [TextNode(id_=doc_id, text=f"Paper {doc_id} about retrieval.", metadata=meta) for doc_id, meta in records]
+    retriever = ColBERTRetriever.from_nodes(nodes, model=model_path, index_path=tmp_path / "i", similarity_top_k=10)
+
+    def ids(*items: MetadataFilter | MetadataFilters, condition: FilterCondition = FilterCondition.AND) -> set[str]:
+        retriever_filters = MetadataFilters(filters=list(items), condition=condition)
+        found = ColBERTRetriever(retriever.colbert, similarity_top_k=10, filters=retriever_filters).retrieve("paper")
+        return {n.node.node_id for n in found}
+
+    op = FilterOperator
+    assert ids(MetadataFilter(key="lang", value="en", operator=op.EQ)) == {"a", "c"}
+    assert ids(MetadataFilter(key="lang", value="en", operator=op.NE)) == {"b", "d"}
+    assert ids(MetadataFilter(key="year", value=2021, operator=op.GT)) == {"c", "d"}
+    assert ids(MetadataFilter(key="year", value=2021, operator=op.GTE)) == {"b", "c", "d"}
+    assert ids(MetadataFilter(key="year", value=2021, operator=op.LT)) == {"a"}
+    assert ids(MetadataFilter(key="year", value=2021, operator=op.LTE)) == {"a", "b"}
+    assert ids(MetadataFilter(key="lang", value=["fr", "de"], operator=op.IN)) == {"b", "d"}
+    assert ids(MetadataFilter(key="lang", value=["fr", "de"], operator=op.NIN)) == {"a", "c"}
+    assert ids(MetadataFilter(key="tags", value="nlp", operator=op.CONTAINS)) == {"a"}
+    assert ids(MetadataFilter(key="tags", value=["nlp", "ml"], operator=op.ANY)) == {"a", "b"}
+    assert ids(MetadataFilter(key="tags", value=["nlp", "ml"], operator=op.ALL)) == {"a"}
+    assert ids(MetadataFilter(key="tags", value=None, operator=op.IS_EMPTY)) == {"c", "d"}
+    either = [MetadataFilter(key="lang", value="fr"), MetadataFilter(key="year", value=2024)]
+    assert ids(*either, condition=FilterCondition.OR) == {"b", "d"}
+    assert ids(*either, condition=FilterCondition.NOT) == {"a", "b", "c", "d"}  # not (fr and 2024)
+    nested = MetadataFilters(filters=either, condition=FilterCondition.OR)
+    assert ids(nested, MetadataFilter(key="year", value=2022, operator=op.GT)) == {"d"}
+    for text_op in (op.TEXT_MATCH, op.TEXT_MATCH_INSENSITIVE):
+        with pytest.raises(ValueError, match="cannot filter with operator"):
+            ids(MetadataFilter(key="lang", value="e", operator=text_op))

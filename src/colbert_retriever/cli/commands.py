@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from colbert_retriever.cli.inputs import Corpus, check_new_index_path, parse_filters
-from colbert_retriever.errors import ConfigError, IndexExistsError
+from colbert_retriever.errors import ConfigError, IndexExistsError, MissingDependencyError
 
 logger = logging.getLogger("colbert_retriever.cli")
 
@@ -130,7 +130,7 @@ def search(args: argparse.Namespace) -> int:
             logger.info("no results for %s", repr(text) if qid is None else f"query {qid}")
         if args.json:
             for hit in hits:
-                line = _hit_json(hit)
+                line = hit.to_json()
                 print(json.dumps(line if qid is None else {"qid": qid, **line}, ensure_ascii=False))
             continue
         if qid is not None and hits:
@@ -147,37 +147,6 @@ def search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hit_json(hit: Any) -> dict[str, Any]:
-    """A hit as `search --json` prints it: `text` is the passage that scored, `start`/`end` its
-    span in the document; with --explain, one entry per query token, spans into `text`."""
-    line = {
-        "doc_id": hit.doc_id,
-        "score": hit.score,
-        "normalized_score": hit.normalized_score,
-        "rank": hit.rank,
-        "text": hit.text,
-        "metadata": hit.metadata,
-        "passage": hit.passage,
-        "start": hit.start,
-        "end": hit.end,
-        "passage_score": hit.passage_score,
-        "late_score": hit.late_score,
-        "lexical_score": hit.lexical_score,
-    }
-    if hit.explanation is not None:
-        line["explanation"] = [
-            {
-                "query_token": m.query_token,
-                "doc_token": m.doc_token,
-                "start": m.start,
-                "end": m.end,
-                "similarity": m.similarity,
-            }
-            for m in hit.explanation.matches
-        ]
-    return line
-
-
 def _marked(text: str, spans: list[tuple[int, int]], color: bool) -> str:
     """`text` with `spans` marked: bold yellow on a terminal, **like this** elsewhere."""
     begin, end = ("\033[1;33m", "\033[0m") if color else ("**", "**")
@@ -186,6 +155,22 @@ def _marked(text: str, spans: list[tuple[int, int]], color: bool) -> str:
         out += [text[done:start], begin, text[start:stop], end]
         done = stop
     return "".join([*out, text[done:]]).strip()
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from colbert_retriever.service import ServiceConfig, create_app
+    except ImportError as exc:
+        msg = f"serve needs FastAPI and uvicorn ({exc.name} is missing): pip install 'colbert-retriever[serve]'"
+        raise MissingDependencyError(msg) from exc
+    config = ServiceConfig(api_key=args.service_key or os.environ.get("COLBERT_API_KEY"), max_k=args.max_k)
+    with closing(_open(args)) as retriever:
+        where = f"http://{args.host}:{args.port}"
+        logger.info("serving %s at %s (search page at /, API docs at /docs)", _where(args), where)
+        uvicorn.run(create_app(retriever, config), host=args.host, port=args.port, log_level="warning")
+    return 0
 
 
 def info(args: argparse.Namespace) -> int:
@@ -233,7 +218,12 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {"batch_size": args.batch_size, "precision": args.precision, "show_progress": not args.quiet}
+    return {
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "device": args.device,
+        "show_progress": not args.quiet,
+    }
 
 
 def _chunking(args: argparse.Namespace) -> Any:

@@ -93,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(sub, required=False)
 
     sub = command(
+        "serve",
+        commands.serve,
+        "Serve an index over HTTP: a JSON API (docs at /docs) and a search page at / (the serve extra)",
+        "the index to serve",
+    )
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sub.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sub.add_argument(
+        "--service-key",
+        help="require this key as the X-API-Key header (default: the COLBERT_API_KEY environment variable; none)",
+    )
+    sub.add_argument("--max-k", type=int, default=1000, help="largest k a search may ask for (default 1000)")
+    _search_options(sub)
+    _model_options(sub, required=False)
+
+    sub = command(
         "info",
         commands.info,
         "Show an index's size, counts, model, and whether it verifies",
@@ -177,6 +193,11 @@ def _model_options(sub: argparse.ArgumentParser, *, required: bool) -> None:
         default="auto",
         help="auto (default): bfloat16 where the CPU has bf16 units (~3x faster, tiny quality cost), "
         "else float32; float32 reproduces colbert-ai and PyLate exactly",
+    )
+    sub.add_argument(
+        "--device",
+        default="auto",
+        help="where the model runs: auto (default: a CUDA GPU if there is one), cpu, cuda or cuda:N",
     )
 
 

@@ -14,7 +14,7 @@ import torch
 
 from colbert_retriever.config import SearchConfig
 from colbert_retriever.maxsim import maxsim, pad_queries
-from colbert_retriever.precision import scoring_dtype
+from colbert_retriever.precision import resolve_device, scoring_dtype
 from colbert_retriever.storage.segment import Segment
 
 _ROWS_PER_BLOCK = 256
@@ -63,7 +63,8 @@ def _search_block(
     segments: Sequence[Segment], queries: np.ndarray, allowed: Sequence[np.ndarray], *, k: int, config: SearchConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     n_queries, q_len, _ = queries.shape
-    dtype = scoring_dtype(config.scoring_dtype)
+    device = resolve_device(config.device)
+    dtype = scoring_dtype(config.scoring_dtype, device)
     if dtype == torch.float16:
         queries = queries.astype(np.float16)  # as the vectors are stored: cast once, not per chunk
     best_scores = np.full((n_queries, 0), -np.inf, dtype=np.float32)
@@ -83,7 +84,8 @@ def _search_block(
             first, last = chunk[0], chunk[-1] + 1
             assert segment.embeddings is not None, "exact search runs on exact segments"
             block = segment.embeddings[offsets[first] : offsets[last]]
-            scores = maxsim(queries, block, offsets[first : last + 1] - offsets[first], dtype)[:, chunk - first]
+            spans = offsets[first : last + 1] - offsets[first]
+            scores = maxsim(queries, block, spans, dtype, device)[:, chunk - first]
             best_scores, best_positions = _merge_topk(
                 best_scores, best_positions, scores, np.broadcast_to(base + chunk, scores.shape), k
             )

@@ -1,4 +1,4 @@
-"""`ColBERTRetriever` and `ColBERTRerank` for LlamaIndex.
+"""`ColBERTRetriever` for LlamaIndex, and the conversions between nodes and the core's records.
 
 They convert types only: search, filtering and storage are colbert-retriever's.
 """
@@ -6,14 +6,13 @@ They convert types only: search, filtering and storage are colbert-retriever's.
 from __future__ import annotations
 
 import asyncio
-import tempfile
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
-from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.types import (
     FilterCondition,
@@ -21,16 +20,12 @@ from llama_index.core.vector_stores.types import (
     MetadataFilter,
     MetadataFilters,
 )
-from pydantic import Field, PrivateAttr
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from colbert_retriever import ColBERT, Hit, Mode, QdrantConfig
 
-# Added to each node's metadata, kept out of what the LLM and embedders see.
 REF_DOC_KEY = "ref_doc_id"  # a node's source document, kept in the stored metadata
-RESULT_KEYS = [
-    *("doc_id", "score", "rank", "passage", "start", "end", "highlights", "late_score", "lexical_score"),
-    REF_DOC_KEY,
-]
+NODE_KEY = "_node_content"  # the whole node as LlamaIndex's vector stores keep it (JSON, no text)
 
 # LlamaIndex operators as the core filter language's (colbert_retriever.filters)
 _OPERATORS = {
@@ -81,22 +76,46 @@ def _to_core(item: MetadataFilter | MetadataFilters) -> dict[str, Any]:
     raise ValueError(msg)
 
 
+def node_to_metadata(node: BaseNode) -> dict[str, Any]:
+    """What is stored for a node: its metadata at the top level (for filters), its source
+    document as `ref_doc_id` and the rest of the node (relationships, excluded metadata
+    keys, templates) as LlamaIndex's vector stores keep it, so a result is the node inserted.
+    A node without a source gets no source keys (LlamaIndex would store the string "None")."""
+    stored = node_to_metadata_dict(node, remove_text=True)
+    if node.ref_doc_id is None:
+        for key in ("document_id", "doc_id", REF_DOC_KEY):
+            del stored[key]
+    return stored
+
+
 def hit_to_node(hit: Hit) -> NodeWithScore:
-    """A core `Hit` as a `NodeWithScore` holding the passage that scored: the node's id is
-    the stored id, its SOURCE relationship (`ref_doc_id`) the document it came from (the
-    inserted node's own source, else the stored document), score is MaxSim. The metadata
-    gets the passage's span in the stored text (`passage`, `start`, `end`) and, with
-    highlights, the matched words' [start, end] spans in the node's text."""
-    source = str(hit.metadata.get(REF_DOC_KEY, hit.doc_id))
-    node = TextNode(
-        id_=hit.doc_id,
-        text=hit.text,
-        metadata=hit.cited_metadata(),
-        excluded_llm_metadata_keys=RESULT_KEYS,
-        excluded_embed_metadata_keys=RESULT_KEYS,
-        relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=source)},
-    )
+    """A core `Hit` as a `NodeWithScore` holding the passage that scored: the node inserted
+    (id, metadata, relationships, excluded keys) with the passage as its text, score MaxSim.
+
+    The metadata gets the passage's span in the stored text (`passage`, `start`, `end`),
+    `doc_id`, `score`, `rank` and, with highlights, the matched words' [start, end] spans,
+    each only where the node has no key of that name; they are hidden from the LLM and
+    the embedder. A node without a source (a document, or a record the core stored
+    directly, which becomes a `TextNode`) gets the stored document as its SOURCE.
+    """
+    if NODE_KEY in hit.metadata:
+        node, source = metadata_dict_to_node(hit.metadata, text=hit.text), hit.doc_id
+    else:
+        node = TextNode(id_=hit.doc_id, text=hit.text, metadata=dict(hit.metadata))
+        source = str(hit.metadata.get(REF_DOC_KEY, hit.doc_id))
+    if NodeRelationship.SOURCE not in node.relationships:
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=source)
+    annotate(node, dataclasses.replace(hit, metadata={}).cited_metadata())
     return NodeWithScore(node=node, score=hit.score)
+
+
+def annotate(node: BaseNode, fields: dict[str, Any]) -> None:
+    """Add result `fields` to the node's metadata where it has no key of that name (the
+    user's keys win), hidden from the LLM and the embedder."""
+    added = {key: value for key, value in fields.items() if key not in node.metadata}
+    node.metadata.update(added)
+    node.excluded_llm_metadata_keys = [*node.excluded_llm_metadata_keys, *added]
+    node.excluded_embed_metadata_keys = [*node.excluded_embed_metadata_keys, *added]
 
 
 class ColBERTRetriever(BaseRetriever):
@@ -141,10 +160,10 @@ class ColBERTRetriever(BaseRetriever):
         similarity_top_k: int = 10,
         **kwargs: Any,
     ) -> ColBERTRetriever:
-        """Encode `nodes` (their ids, text and metadata) into a new index at `index_path`
-        (a folder or a `QdrantConfig`; a temporary folder if None). `model` is a local folder or a Hugging Face id."""
-        path = index_path if index_path is not None else Path(tempfile.mkdtemp(prefix="colbert-")) / "index"
-        retriever = cls(ColBERT.create(path, model=model), similarity_top_k=similarity_top_k, **kwargs)
+        """Encode `nodes` into a new index at `index_path` (a folder or a `QdrantConfig`;
+        None: a temporary folder, deleted by `close` or when the retriever is
+        garbage-collected). `model` is a local folder or a Hugging Face id."""
+        retriever = cls(ColBERT.create(index_path, model=model), similarity_top_k=similarity_top_k, **kwargs)
         retriever.insert(nodes)
         return retriever
 
@@ -166,17 +185,20 @@ class ColBERTRetriever(BaseRetriever):
         unless `model` is given)."""
         return cls(ColBERT.open(index_path, model=model), similarity_top_k=similarity_top_k, **kwargs)
 
-    def insert(self, nodes: Sequence[BaseNode]) -> list[str]:
-        """Add nodes or documents under their node ids; return the ids. A node with a
-        source document keeps its id as `ref_doc_id` in the metadata."""
-        return self.colbert.add(
+    def insert(self, nodes: Sequence[BaseNode], *, upsert: bool = False) -> list[str]:
+        """Add nodes or documents under their node ids (`upsert`: an id already stored is
+        replaced); return the ids. Each node comes back whole from a search (see
+        `hit_to_node`); its source document's id is stored as `ref_doc_id`."""
+        write = self.colbert.upsert if upsert else self.colbert.add
+        return write(
             [node.get_content() for node in nodes],
             ids=[node.node_id for node in nodes],
-            metadata=[
-                {**node.metadata, REF_DOC_KEY: node.ref_doc_id} if node.ref_doc_id else dict(node.metadata)
-                for node in nodes
-            ],
+            metadata=[node_to_metadata(node) for node in nodes],
         )
+
+    def close(self) -> None:
+        """Release the index (and delete it if it lives in a temporary folder)."""
+        self.colbert.close()
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete by node id (every passage of each)."""
@@ -202,35 +224,3 @@ class ColBERTRetriever(BaseRetriever):
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         # CPU-bound: run in a worker thread so the event loop stays free.
         return await asyncio.to_thread(self._retrieve, query_bundle)
-
-
-class ColBERTRerank(BaseNodePostprocessor):
-    """Rerank the nodes of any retriever by MaxSim against the query; keep `top_n`."""
-
-    top_n: int = Field(default=3, description="Nodes kept after reranking.")
-    _colbert: ColBERT = PrivateAttr()
-
-    def __init__(self, colbert: ColBERT, top_n: int = 3, **kwargs: Any) -> None:
-        super().__init__(top_n=top_n, **kwargs)
-        self._colbert = colbert
-
-    @classmethod
-    def from_pretrained(cls, model: str | Path, *, top_n: int = 3, **settings: Any) -> ColBERTRerank:
-        """A reranker for `model` (local folder or hub id); `settings` are encoder settings."""
-        return cls(ColBERT.from_pretrained(model, **settings), top_n=top_n)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "ColBERTRerank"
-
-    def _postprocess_nodes(
-        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
-    ) -> list[NodeWithScore]:
-        if query_bundle is None:
-            msg = "ColBERTRerank needs the query: call postprocess_nodes(nodes, query_str=...)"
-            raise ValueError(msg)
-        if not nodes:
-            return []
-        texts = [item.node.get_content() for item in nodes]
-        hits = self._colbert.rerank(query_bundle.query_str, texts, k=self.top_n)
-        return [NodeWithScore(node=nodes[hit.position].node, score=hit.score) for hit in hits]

@@ -1,0 +1,167 @@
+"""The HTTP service: one retriever behind a small JSON API and a search page.
+
+`create_app(retriever)` is a FastAPI application (the `serve` extra); `colbert-retriever
+serve` runs it with uvicorn. Searches run concurrently in the server's thread pool (the
+index's readers are thread-safe); writes take one lock, so one writer at a time, each an
+atomic commit of the index. Errors are JSON `{"detail": "..."}` with a 4xx status naming the
+problem: 401 bad API key, 404 unknown id, 409 duplicate id, 413 body too large, 422 bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import threading
+import uuid
+from importlib.resources import files
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from colbert_retriever._version import __version__
+from colbert_retriever.config import Mode, Unit
+from colbert_retriever.errors import (
+    ColbertRetrieverError,
+    ConfigError,
+    DocumentNotFoundError,
+    DuplicateIdError,
+    IndexLockedError,
+)
+from colbert_retriever.retriever import ColBERT
+from colbert_retriever.service.limits import BodyLimit, ServiceConfig
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, never ignored
+
+
+class SearchRequest(_Request):
+    query: str = Field(description="The question.")
+    k: int = Field(default=10, ge=1, description="Hits wanted (at most the server's max_k).")
+    filters: dict[str, Any] | None = Field(default=None, description="The filter language, e.g. {'year': 2024}.")
+    mode: Mode | None = Field(default=None, description="hybrid, late or lexical; the index's default if omitted.")
+    unit: Unit = Field(default="document", description="document: one hit per document; passage: per passage.")
+    highlights: bool = Field(default=False, description="Add each hit's explanation (matched tokens and spans).")
+
+
+class BatchSearchRequest(SearchRequest):
+    query: str = Field(default="", exclude=True, description="Unused: give `queries`.")
+    queries: list[str] = Field(description="The questions, answered in one pass over the index.")
+
+
+class DocumentIn(_Request):
+    id: str | None = Field(default=None, description="The document's id; generated if omitted (POST only).")
+    text: str
+    metadata: dict[str, Any] | None = None
+
+
+class WriteRequest(_Request):
+    documents: list[DocumentIn]
+
+
+class DeleteRequest(_Request):
+    ids: list[str]
+
+
+def create_app(retriever: ColBERT, config: ServiceConfig | None = None) -> FastAPI:
+    """A FastAPI app serving `retriever`'s index (see the module docstring for its rules)."""
+    config = config or ServiceConfig()
+    app = FastAPI(
+        title="colbert-retriever",
+        summary="Late-interaction (ColBERT) search over one index.",
+        version=__version__,
+    )
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    write_lock = threading.Lock()
+
+    def authorize(request: Request) -> None:
+        if config.api_key is None:
+            return
+        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), config.api_key.encode()):
+            raise HTTPException(401, "missing or wrong API key (send it as the X-API-Key header)")
+
+    guarded = [Depends(authorize)]
+
+    @app.exception_handler(ColbertRetrieverError)
+    async def library_error(request: Request, exc: ColbertRetrieverError) -> JSONResponse:
+        status = {DocumentNotFoundError: 404, DuplicateIdError: 409, IndexLockedError: 503, ConfigError: 422}
+        code = next((code for kind, code in status.items() if isinstance(exc, kind)), 500)
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return files("colbert_retriever.service").joinpath("page.html").read_text(encoding="utf-8")
+
+    @app.get("/health", summary="Liveness and the number of documents")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "documents": len(retriever), "auth": config.api_key is not None}
+
+    @app.get("/info", dependencies=guarded, summary="The index's IndexInfo")
+    def info() -> dict[str, Any]:
+        return dataclasses.asdict(retriever.info())
+
+    @app.post("/search", dependencies=guarded, summary="The k best hits for one query")
+    def search(body: SearchRequest) -> dict[str, Any]:
+        _check_k(body.k, config)
+        hits = retriever.search(
+            body.query, k=body.k, filters=body.filters, unit=body.unit, mode=body.mode, highlights=body.highlights
+        )
+        return {"hits": [hit.to_json() for hit in hits]}
+
+    @app.post("/search/batch", dependencies=guarded, summary="The k best hits for each of several queries")
+    def search_batch(body: BatchSearchRequest) -> dict[str, Any]:
+        _check_k(body.k, config)
+        if len(body.queries) > config.max_batch:
+            raise HTTPException(422, f"at most {config.max_batch} queries per batch, got {len(body.queries)}")
+        results = retriever.search_batch(
+            body.queries, k=body.k, filters=body.filters, unit=body.unit, mode=body.mode, highlights=body.highlights
+        )
+        return {"results": [[hit.to_json() for hit in hits] for hits in results]}
+
+    @app.get("/documents/{doc_id}", dependencies=guarded, summary="One stored document, whole")
+    def get(doc_id: str) -> dict[str, Any]:
+        (doc,) = retriever.get([doc_id])
+        return {"doc_id": doc.doc_id, "text": doc.text, "metadata": doc.metadata}
+
+    @app.post("/documents", dependencies=guarded, summary="Add documents (409 if an id exists)")
+    def add(body: WriteRequest) -> dict[str, Any]:
+        texts, ids, metadata = _columns(body, config)
+        with write_lock:
+            return {"ids": retriever.add(texts, ids=ids, metadata=metadata)}
+
+    @app.put("/documents", dependencies=guarded, summary="Add or replace documents by id")
+    def upsert(body: WriteRequest) -> dict[str, Any]:
+        if any(doc.id is None for doc in body.documents):
+            raise HTTPException(422, "an upsert needs an id for every document")
+        texts, ids, metadata = _columns(body, config)
+        with write_lock:
+            return {"ids": retriever.upsert(texts, ids=ids, metadata=metadata)}
+
+    @app.post("/documents/delete", dependencies=guarded, summary="Delete documents by id (404 if one is missing)")
+    def delete(body: DeleteRequest) -> dict[str, Any]:
+        with write_lock:
+            retriever.delete(body.ids)
+        return {"deleted": len(body.ids)}
+
+    return app
+
+
+def _check_k(k: int, config: ServiceConfig) -> None:
+    if k > config.max_k:
+        raise HTTPException(422, f"k must be at most {config.max_k}, got {k}")
+
+
+def _columns(body: WriteRequest, config: ServiceConfig) -> tuple[list[str], list[str], list[dict[str, Any] | None]]:
+    """The texts, ids (generated where missing) and metadata of a write."""
+    if len(body.documents) > config.max_documents:
+        raise HTTPException(422, f"at most {config.max_documents} documents per request, got {len(body.documents)}")
+    ids = [doc.id for doc in body.documents]
+    return (
+        [doc.text for doc in body.documents],
+        [doc_id or uuid.uuid4().hex for doc_id in ids],
+        [doc.metadata for doc in body.documents],
+    )
+
