@@ -1,7 +1,7 @@
 """Where the time of one PLAID search goes: query encoding, each PLAID stage, result building.
 
 Usage: python benchmarks/profile_plaid.py --index IDX --collection ../shared/data/scifact
-                                          [-k 100] [--scoring-dtype auto float16]
+                                          [-k 100] [--scoring-dtype auto float16] [--mode late]
 
 Runs the collection's test queries one at a time through `ColBERT.search` on an existing
 plaid index (e.g. `colbert-retriever index ... --index-type plaid --nbits 2`), timing each
@@ -52,11 +52,11 @@ def wrap(totals: dict[str, float], module: Any, name: str, stage: str) -> Callab
 
 
 def profile(
-    index: Path, qids: list[str], texts: list[str], k: int, dtype: str
+    index: Path, qids: list[str], texts: list[str], k: int, dtype: str, mode: str
 ) -> tuple[dict[str, float], float, dict[str, list[str]]]:
     """Per-stage ms per query, ms per query, and the run (for nDCG)."""
     retriever = ColBERT.open(index, show_progress=False, search_config=SearchConfig(scoring_dtype=dtype))  # type: ignore[arg-type]
-    retriever.search(texts[0], k=k)  # warm the page cache and the code paths
+    retriever.search(texts[0], k=k, mode=mode)  # warm the page cache and the code paths
     totals: dict[str, float] = defaultdict(float)
     undo = [wrap(totals, module, name, stage) for module, name, stage in STAGES]
     undo.append(wrap(totals, dispatch, "plaid_search", "plaid_search"))  # dispatch's own reference
@@ -66,7 +66,7 @@ def profile(
     start = time.perf_counter()
     try:
         for qid, text in zip(qids, texts, strict=True):
-            run[qid] = [hit.doc_id for hit in retriever.search(text, k=k)]
+            run[qid] = [hit.doc_id for hit in retriever.search(text, k=k, mode=mode)]
     finally:
         for step in undo:
             step()
@@ -76,7 +76,7 @@ def profile(
         "query encoding": totals["query encoding"],
         "1 query x centroids (+ loop)": stage_1,
         **{stage: totals[stage] for _, _, stage in STAGES},
-        "allowed masks (dispatch)": totals["dispatch"] - totals["plaid_search"] - totals[STAGES[-1][2]],
+        "allowed masks (+ the BM25 side in hybrid)": totals["dispatch"] - totals["plaid_search"] - totals[STAGES[-1][2]],
         "checks, other": wall - totals["query encoding"] - totals["dispatch"],
     }
     return {name: 1000 * seconds / len(texts) for name, seconds in figures.items()}, 1000 * wall / len(texts), run
@@ -90,6 +90,7 @@ def main() -> int:
     parser.add_argument(
         "--scoring-dtype", nargs="+", default=["auto", "float16"], choices=["auto", "float16", "float32"]
     )
+    parser.add_argument("--mode", default="late", choices=["late", "hybrid"], help="late (default) or hybrid")
     args = parser.parse_args()
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads", flush=True)
     qrels = read_qrels(args.collection / "qrels" / "test.tsv")
@@ -97,10 +98,10 @@ def main() -> int:
     judged = [i for i, qid in enumerate(ids) if qid in qrels]
     qids, texts = [ids[i] for i in judged], [all_texts[i] for i in judged]
     for dtype in args.scoring_dtype:
-        per_stage, per_query, run = profile(args.index, qids, texts, args.k, dtype)
+        per_stage, per_query, run = profile(args.index, qids, texts, args.k, dtype, args.mode)
         scores = evaluate(run, qrels)
         print(
-            f"\nscoring_dtype={dtype}: {len(texts)} queries, k={args.k}, {per_query:.1f} ms a query, "
+            f"\n{args.mode}, scoring_dtype={dtype}: {len(texts)} queries, k={args.k}, {per_query:.1f} ms a query, "
             f"nDCG@10 {scores['ndcg@10']:.4f}"
         )
         for stage, ms in per_stage.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from colbert_retriever.encoder import Encoder
 from colbert_retriever.errors import IndexCorruptError
@@ -30,7 +31,8 @@ def explain_passage(
         if len(tokens) != len(vectors):
             msg = f"document {row.doc_id!r}: passage {row.passage} does not tokenise as it was encoded"
             raise IndexCorruptError(msg)
-    sims = query.astype(np.float32) @ np.asarray(vectors, dtype=np.float32).T  # (q_len, n_tokens)
+    pair = torch.from_numpy(query.astype(np.float32)), torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+    sims = (pair[0] @ pair[1].T).numpy()  # (q_len, n_tokens); torch, not numpy's BLAS (see search.plaid)
     best = sims.argmax(axis=1)
     values = sims[np.arange(len(query)), best]
     score = float(values.sum(dtype=np.float32))

@@ -79,3 +79,15 @@ def test_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(MissingDependencyError, match="faiss-cpu"):
         ResidualCodec.train(sample, n_centroids=4, nbits=2)
+
+
+@pytest.mark.parametrize("nbits", [1, 2, 4])
+def test_residual_values_in_float32_are_the_float16_values(nbits: int) -> None:
+    data = clustered(4_000)
+    codec = ResidualCodec.train(data, n_centroids=32, nbits=nbits, seed=0)
+    _, residuals = codec.encode(data[:100])
+    half, single = codec.residual_values(residuals), codec.residual_values(residuals, np.float32)
+    assert (half.dtype, single.dtype) == (np.float16, np.float32)
+    np.testing.assert_array_equal(half.astype(np.float32), single)
+    buckets = _unpack(residuals, nbits, codec.dim)
+    np.testing.assert_array_equal(single, codec.weights[buckets].astype(np.float16).astype(np.float32))

@@ -136,3 +136,17 @@ def test_bad_params() -> None:
         PlaidParams(0, None, 10)
     with pytest.raises(ConfigError, match="ndocs"):
         PlaidParams(1, None, -1)
+
+
+def test_a_batch_searched_in_threads_equals_one_query_at_a_time(indexed, monkeypatch: pytest.MonkeyPatch) -> None:
+    import colbert_retriever.search.plaid as plaid
+
+    codec, segment, offsets, topics, rng = indexed
+    allowed = [np.ones(len(offsets) - 1, dtype=bool)]
+    queries = [query(topics, rng) for _ in range(12)]
+    monkeypatch.setattr(plaid, "_WORKERS", 2)
+    together = plaid_search(codec, [segment], queries, allowed, k=20, params=PlaidParams.for_k(20))
+    alone = [plaid_search(codec, [segment], [q], allowed, k=20, params=PlaidParams.for_k(20))[0] for q in queries]
+    for (scores, rows), (scores_1, rows_1) in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(rows, rows_1)
+        np.testing.assert_array_equal(scores, scores_1)

@@ -107,24 +107,31 @@ class ResidualCodec:
         vectors = self._sum(codes, residuals)
         return np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
 
-    def residual_values(self, residuals: np.ndarray) -> np.ndarray:
-        """(n, dim) float16 residual values of (n, dim * nbits / 8) packed residuals.
+    def residual_values(self, residuals: np.ndarray, dtype: type[np.floating] = np.float16) -> np.ndarray:
+        """(n, dim) residual values of (n, dim * nbits / 8) packed residuals, float16 or float32.
 
-        One `np.take` of a 256-entry table (byte -> the 8 / nbits values it packs), ~8x faster
-        than looking values up one by one.
+        One `np.take` of a 256-entry table (byte -> the 8 / nbits values it packs, in `dtype`),
+        ~8x faster than looking values up one by one; a float32 table saves converting
+        float16 afterwards, which costs more than the lookup where half is emulated.
         """
-        return np.take(self._byte_values, residuals).view(np.float16).reshape(len(residuals), self.dim)
+        return np.take(self._tables[np.dtype(dtype)], residuals).view(dtype).reshape(len(residuals), self.dim)
 
     def _sum(self, codes: np.ndarray, residuals: np.ndarray) -> np.ndarray:
         vectors = np.take(self.centroids, codes, axis=0)
-        vectors += self.residual_values(residuals)
+        vectors += self.residual_values(residuals, np.float32)
         return vectors
 
     @cached_property
-    def _byte_values(self) -> np.ndarray:
+    def _tables(self) -> dict[np.dtype, np.ndarray]:
+        """For float16 and float32: each byte -> the 8 / nbits values it packs (`np.take` tables),
+        the float16 values in both."""
         per_byte = 8 // self.nbits
-        values = self.weights[_unpack(np.arange(256, dtype=np.uint8)[:, None], self.nbits, per_byte)]
-        return np.ascontiguousarray(values, dtype=np.float16).view(f"V{2 * per_byte}").ravel()
+        # float16 values in both: the stored norms were computed from them
+        values = self.weights[_unpack(np.arange(256, dtype=np.uint8)[:, None], self.nbits, per_byte)].astype(np.float16)
+        tables = {}
+        for kind in (np.dtype(np.float16), np.dtype(np.float32)):
+            tables[kind] = np.ascontiguousarray(values, dtype=kind).view(f"V{kind.itemsize * per_byte}").ravel()
+        return tables
 
     def with_centroids(self, extra: np.ndarray) -> ResidualCodec:
         """This codec with `extra` (m, dim) unit centroids appended; existing ids keep their meaning."""

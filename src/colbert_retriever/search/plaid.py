@@ -22,7 +22,9 @@ filters than stage 3 would rerank anyway, stages 1-2 are skipped.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +35,7 @@ from colbert_retriever.search.codec import ResidualCodec
 from colbert_retriever.storage.segment import Compressed, Segment
 
 _TOKENS_PER_STEP = 4096
+_WORKERS = min(4, os.cpu_count() or 1)  # threads for a batch of queries
 
 
 @dataclass(frozen=True)
@@ -97,13 +100,13 @@ def plaid_search(
     np.cumsum([len(seg.offsets) - 1 for seg in segments], out=bases[1:])
     allowed_positions = np.concatenate([bases[i] + np.flatnonzero(mask) for i, mask in enumerate(allowed)])
     ndocs = max(params.ndocs, k)
-    flat = np.concatenate(queries).astype(np.float32)
-    all_scores = flat @ codec.centroids.T  # stage 1 for every query at once: (sum q_len, n_centroids)
-    results = []
-    start = 0
-    for query in queries:
-        centroid_scores = all_scores[start : start + len(query)]
-        start += len(query)
+    centroids = torch.from_numpy(codec.centroids)
+
+    def search_one(query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # stage 1: (q_len, n_centroids), one query at a time (2 MB each at 16k centroids). In
+        # torch, as every matmul of a search: numpy's OpenBLAS threads spin after a call and
+        # slow torch's thread pool 2-3x for a while.
+        centroid_scores = (torch.from_numpy(query.astype(np.float32)) @ centroids.T).numpy()
         if len(allowed_positions) <= ndocs:
             survivors = allowed_positions
         else:
@@ -116,8 +119,13 @@ def plaid_search(
         scores = _rerank(codec, segments, bases, query, centroid_scores, survivors, dtype)
         order = _top(scores, k)
         order = order[np.argsort(-scores[order], kind="stable")]
-        results.append((scores[order], survivors[order]))
-    return results
+        return scores[order], survivors[order]
+
+    if len(queries) < 2 or _WORKERS < 2:
+        return [search_one(query) for query in queries]
+    # Most of a query's time is numpy work that releases the GIL: queries in parallel threads
+    with ThreadPoolExecutor(_WORKERS) as pool:
+        return list(pool.map(search_one, queries))
 
 
 def _candidates(
@@ -213,18 +221,21 @@ def _rerank(
 ) -> np.ndarray:
     """Stage 3: exact MaxSim of `query` against each position's decompressed vectors.
 
-    q . decode(t) = (q . centroid + q . residual) / norm: the first term is a column of
-    `centroid_scores`, the second a matmul with the looked-up residual values, the norm is
-    stored; the vectors themselves are never rebuilt.
+    q . decode(t) = (q . centroid + q . residual) / norm: the first term is a row of the
+    centroid scores, the second a matmul with the looked-up residual values (in `dtype`:
+    float32 where half math is emulated), the norm is stored; the vectors are never rebuilt.
+    Tokens are rows throughout ((n_tokens, q_len)): gathers read whole rows.
     """
+    by_centroid = np.ascontiguousarray(centroid_scores.T)
+    values = np.float16 if dtype == torch.float16 else np.float32
+    typed_query = torch.from_numpy(np.ascontiguousarray(query.T)).to(dtype)  # (dim, q_len)
     scores = np.empty(len(positions), dtype=np.float32)
-    typed_query = torch.from_numpy(query).to(dtype)
     for compressed, where, tokens, local in _steps(segments, bases, positions):
-        sims = np.take(centroid_scores, compressed.codes[tokens], axis=1)  # (q_len, n_tokens)
-        residuals = torch.from_numpy(codec.residual_values(compressed.residuals[tokens])).to(dtype)
-        sims += (typed_query @ residuals.T).float().numpy()
-        sims /= compressed.norms[tokens].astype(np.float32)
-        scores[where] = np.maximum.reduceat(sims, local[:-1], axis=1).sum(axis=0)
+        sims = by_centroid[compressed.codes[tokens]]  # (n_tokens, q_len)
+        residuals = torch.from_numpy(codec.residual_values(compressed.residuals[tokens], values))
+        sims += (residuals @ typed_query).float().numpy()
+        sims /= compressed.norms[tokens].astype(np.float32)[:, None]
+        scores[where] = np.maximum.reduceat(sims, local[:-1], axis=0).sum(axis=1)
     return scores
 
 
