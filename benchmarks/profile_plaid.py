@@ -76,7 +76,7 @@ def profile(
         "query encoding": totals["query encoding"],
         "1 query x centroids (+ loop)": stage_1,
         **{stage: totals[stage] for _, _, stage in STAGES},
-        "allowed masks (+ the BM25 side in hybrid)": totals["dispatch"] - totals["plaid_search"] - totals[STAGES[-1][2]],
+        "allowed masks, BM25 (hybrid)": totals["dispatch"] - totals["plaid_search"] - totals[STAGES[-1][2]],
         "checks, other": wall - totals["query encoding"] - totals["dispatch"],
     }
     return {name: 1000 * seconds / len(texts) for name, seconds in figures.items()}, 1000 * wall / len(texts), run
