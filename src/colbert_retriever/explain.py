@@ -31,8 +31,9 @@ def explain_passage(
         if len(tokens) != len(vectors):
             msg = f"document {row.doc_id!r}: passage {row.passage} does not tokenise as it was encoded"
             raise IndexCorruptError(msg)
-    pair = torch.from_numpy(query.astype(np.float32)), torch.from_numpy(np.asarray(vectors, dtype=np.float32))
-    sims = (pair[0] @ pair[1].T).numpy()  # (q_len, n_tokens); torch, not numpy's BLAS (see search.plaid)
+    # (q_len, n_tokens), in torch rather than numpy's BLAS, whose threads spin (see search.plaid)
+    query_t, vectors_t = torch.from_numpy(query.astype(np.float32)), torch.from_numpy(np.asarray(vectors, np.float32))
+    sims = (query_t @ vectors_t.T).numpy()
     best = sims.argmax(axis=1)
     values = sims[np.arange(len(query)), best]
     score = float(values.sum(dtype=np.float32))

@@ -119,21 +119,24 @@ class Hit:
         """Matched spans in `text` (empty unless searched with highlights=True)."""
         return self.explanation.highlights if self.explanation else []
 
-    def cited_metadata(self) -> dict[str, Any]:
-        """The document's metadata plus what a framework's result carries for citations:
-        doc_id, score, rank, the passage and its span in the document (`passage`, `start`,
-        `end`), each side's score in hybrid search (`late_score`, `lexical_score`) and,
-        when searched with highlights, `highlights` ([start, end] in `text`).
-
-        The user's own keys win: a result field is added only where the metadata has no
-        key of that name (a stored `{"rank": "gold"}` comes back as it was stored)."""
-        cited: dict[str, Any] = {"doc_id": self.doc_id, "score": self.score, "rank": self.rank}
-        cited |= {"passage": self.passage, "start": self.start, "end": self.end}
+    def result_fields(self) -> dict[str, Any]:
+        """What a framework's result carries for citations: doc_id, score, rank, the passage
+        and its span in the document (`passage`, `start`, `end`), each side's score in hybrid
+        search (`late_score`, `lexical_score`) and, when searched with highlights,
+        `highlights` ([start, end] in `text`)."""
+        fields: dict[str, Any] = {"doc_id": self.doc_id, "score": self.score, "rank": self.rank}
+        fields |= {"passage": self.passage, "start": self.start, "end": self.end}
         if self.late_score is not None and self.lexical_score is not None:
-            cited |= {"late_score": self.late_score, "lexical_score": self.lexical_score}
+            fields |= {"late_score": self.late_score, "lexical_score": self.lexical_score}
         if self.explanation is not None:
-            cited["highlights"] = [list(span) for span in self.highlights]
-        return cited | self.metadata
+            fields["highlights"] = [list(span) for span in self.highlights]
+        return fields
+
+    def cited_metadata(self) -> dict[str, Any]:
+        """The document's metadata plus the `result_fields`. The user's own keys win: a
+        result field is added only where the metadata has no key of that name (a stored
+        `{"rank": "gold"}` comes back as it was stored)."""
+        return self.result_fields() | self.metadata
 
     def to_json(self) -> dict[str, Any]:
         """The hit as `search --json` prints it and the HTTP service answers it: `text` is the

@@ -164,4 +164,3 @@ def _columns(body: WriteRequest, config: ServiceConfig) -> tuple[list[str], list
         [doc_id or uuid.uuid4().hex for doc_id in ids],
         [doc.metadata for doc in body.documents],
     )
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from colbert_retriever.errors import ConfigError
@@ -23,7 +23,7 @@ class ServiceConfig:
             it is read whole.
     """
 
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # the key never reaches a log
     max_k: int = 1000
     max_batch: int = 256
     max_documents: int = 1000
@@ -38,13 +38,6 @@ class ServiceConfig:
         if self.api_key is not None and not self.api_key:
             msg = "ServiceConfig.api_key must not be empty (None: no key)"
             raise ConfigError(msg)
-
-    def __repr__(self) -> str:  # the key never reaches a log
-        shown = "set" if self.api_key else None
-        return (
-            f"ServiceConfig(api_key={shown!r}, max_k={self.max_k}, max_batch={self.max_batch}, "
-            f"max_documents={self.max_documents}, max_body_bytes={self.max_body_bytes})"
-        )
 
 
 class BodyLimit:

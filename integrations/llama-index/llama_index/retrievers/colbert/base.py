@@ -6,7 +6,6 @@ They convert types only: search, filtering and storage are colbert-retriever's.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,7 +104,7 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
         source = str(hit.metadata.get(REF_DOC_KEY, hit.doc_id))
     if NodeRelationship.SOURCE not in node.relationships:
         node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=source)
-    annotate(node, dataclasses.replace(hit, metadata={}).cited_metadata())
+    annotate(node, hit.result_fields())
     return NodeWithScore(node=node, score=hit.score)
 
 
