@@ -16,10 +16,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import pickle  # only for its error type: torch reads weights with weights_only=True
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from colbert_retriever.checkpoint import ACTIVATIONS, Checkpoint, ProjectionLaye
 from colbert_retriever.config import EncoderConfig
 from colbert_retriever.errors import CheckpointError, ConfigError, DimensionMismatchError, ModelMismatchError
 from colbert_retriever.precision import encoding_precision, resolve_device
+from colbert_retriever.transformer import load_tokenizer, load_transformer
 from colbert_retriever.validation import check_texts
 
 logger = logging.getLogger(__name__)
@@ -85,22 +84,6 @@ class ModelFingerprint:
                 f"not {self.name!r} (fingerprint {self.digest}); its weights or token settings differ"
             )
             raise ModelMismatchError(msg)
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load report and bars: we check missing weights ourselves."""
-    from transformers.utils import logging as hf_logging
-
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 class Encoder:
@@ -167,28 +150,14 @@ class Encoder:
         if config.n_threads is not None:
             torch.set_num_threads(config.n_threads)
 
-        from transformers import AutoModel, AutoTokenizer
-
-        path = str(checkpoint.path)
-        try:
-            with _quiet_transformers():
-                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-                transformer, info = AutoModel.from_pretrained(
-                    path, output_loading_info=True, trust_remote_code=trust_remote_code
-                )
-        except (OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
-            msg = f"cannot load the transformer in {path}: {str(exc).splitlines()[0]}"
-            raise CheckpointError(msg) from exc
-        missing = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))
-        if missing:
-            msg = f"{path}: weights are missing for {missing[:5]}{'...' if len(missing) > 5 else ''}"
-            raise CheckpointError(msg)
+        tokenizer = load_tokenizer(checkpoint.path, trust_remote_code=trust_remote_code)
+        transformer = load_transformer(checkpoint.path, trust_remote_code=trust_remote_code)
         hidden = int(transformer.config.hidden_size)
         if checkpoint.projection and checkpoint.projection[0].weight.shape[1] != hidden:
             shape = tuple(checkpoint.projection[0].weight.shape)
-            msg = f"{path}: projection expects {shape[1]} inputs but the encoder's hidden size is {hidden}"
+            msg = f"{checkpoint.path}: projection expects {shape[1]} inputs but the encoder's hidden size is {hidden}"
             raise CheckpointError(msg)
-        return cls(checkpoint, transformer.float(), tokenizer, config)
+        return cls(checkpoint, transformer, tokenizer, config)
 
     @property
     def fingerprint(self) -> ModelFingerprint:
