@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from colbert_retriever.corpus import read_corpus, read_qrels, read_queries
 from colbert_retriever.metrics import evaluate
 from colbert_retriever.storage.lexical import LexicalTable, match_expression, write_lexical
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--collections", nargs="+", default=["scifact", "nfcorpus_preprocessed", "scifact_long"])
     args = parser.parse_args()
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads (SQLite: 1)")
     print("| collection | engine | nDCG@10 | Recall@100 | build s | MB | ms/query |\n|---|---|---|---|---|---|---|")
     for name in args.collections:
         data = args.data / name

@@ -204,6 +204,10 @@ def main() -> int:
         print(json.dumps(searcher(Path(args.folder), args.seconds)))
         return 0
     seconds = 30.0 if args.short else args.seconds
+    import torch  # here, not at the top: writer and searcher processes start without it
+
+    cpu = torch.backends.cpu.get_cpu_capability()
+    print(f"CPU capability: {cpu}, {args.searcher_processes} searcher processes x {args.searcher_threads} threads")
 
     with tempfile.TemporaryDirectory() as tmp:
         folder, journal = Path(tmp) / "idx", Path(tmp) / "journal.jsonl"

@@ -28,8 +28,8 @@ def test_pack_round_trip(nbits: int) -> None:
 
 
 def test_reconstruction_improves_with_nbits_and_beats_centroids_alone() -> None:
-    data = clustered(22_000)
-    train, test = data[:20_000], data[20_000:]
+    data = clustered(42_000)
+    train, test = data[:40_000], data[40_000:]
     quality = {}
     for nbits in (1, 2, 4):
         codec = ResidualCodec.train(train, n_centroids=64, nbits=nbits, seed=0)
@@ -44,14 +44,33 @@ def test_reconstruction_improves_with_nbits_and_beats_centroids_alone() -> None:
     assert quality[2] > 0.99  # measured 0.984, 0.994, 0.999 for 1, 2, 4 bits; centroids alone 0.959
 
 
-def test_cutoffs_split_residuals_evenly() -> None:
+def test_bucket_cutoffs_split_residuals_evenly() -> None:
     train = clustered(10_000)
-    codec = ResidualCodec.train(train, n_centroids=32, nbits=2)
+    codec = ResidualCodec.train(train, n_centroids=32, nbits=2, codewords=False)
+    assert codec.buckets is not None
     _, residuals = codec.encode(train)
     counts = np.bincount(_unpack(residuals, 2, train.shape[1]).ravel(), minlength=4) / train.size
     np.testing.assert_allclose(counts, 0.25, atol=0.01)  # quantile buckets: a quarter each
-    assert np.all(np.diff(codec.cutoffs) > 0)
-    assert np.all(np.diff(codec.weights) > 0)
+    assert np.all(np.diff(codec.buckets[:3]) > 0)
+    assert np.all(np.diff(codec.buckets[3:]) > 0)
+
+
+def test_codewords_reconstruct_better_than_buckets_at_the_same_size() -> None:
+    data = clustered(42_000, dim=128, spread=0.6)
+    train, test = data[:40_000], data[40_000:]
+    errors = {}
+    for codewords in (True, False):
+        codec = ResidualCodec.train(train, n_centroids=64, nbits=2, codewords=codewords)
+        assert (codec.buckets is None) == codewords
+        codes, residuals = codec.encode(test)
+        assert residuals.shape == (len(test), 32)
+        errors[codewords] = float(np.mean(np.sum((codec.decode(codes, residuals) - test) ** 2, axis=1)))
+    assert errors[True] < 0.9 * errors[False]
+
+
+def test_small_samples_and_4_bits_get_buckets() -> None:
+    assert ResidualCodec.train(clustered(2_000), n_centroids=16, nbits=2).buckets is not None
+    assert ResidualCodec.train(clustered(40_000), n_centroids=16, nbits=4).buckets is not None
 
 
 def test_bytes_per_token_at_nbits_2_and_dim_128() -> None:
@@ -61,11 +80,11 @@ def test_bytes_per_token_at_nbits_2_and_dim_128() -> None:
 
 
 def test_same_seed_same_codec() -> None:
-    sample = clustered(3_000)
+    sample = clustered(40_000)
     a = ResidualCodec.train(sample, n_centroids=16, seed=5)
     b = ResidualCodec.train(sample, n_centroids=16, seed=5)
     np.testing.assert_array_equal(a.centroids, b.centroids)
-    np.testing.assert_array_equal(a.cutoffs, b.cutoffs)
+    np.testing.assert_array_equal(a.codebooks, b.codebooks)
 
 
 def test_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,13 +100,33 @@ def test_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         ResidualCodec.train(sample, n_centroids=4, nbits=2)
 
 
+@pytest.mark.parametrize("codewords", [True, False])
 @pytest.mark.parametrize("nbits", [1, 2, 4])
-def test_residual_values_in_float32_are_the_float16_values(nbits: int) -> None:
-    data = clustered(4_000)
-    codec = ResidualCodec.train(data, n_centroids=32, nbits=nbits, seed=0)
+def test_residual_values_in_float32_are_the_float16_values(nbits: int, codewords: bool) -> None:
+    data = clustered(40_000)
+    codec = ResidualCodec.train(data, n_centroids=32, nbits=nbits, seed=0, codewords=codewords)
+    assert (codec.buckets is None) == (codewords and nbits < 4)
     _, residuals = codec.encode(data[:100])
     half, single = codec.residual_values(residuals), codec.residual_values(residuals, np.float32)
     assert (half.dtype, single.dtype) == (np.float16, np.float32)
     np.testing.assert_array_equal(half.astype(np.float32), single)
-    buckets = _unpack(residuals, nbits, codec.dim)
-    np.testing.assert_array_equal(single, codec.weights[buckets].astype(np.float16).astype(np.float32))
+    per_byte = 8 // nbits
+    for j in range(residuals.shape[1]):  # byte j holds dimensions j * per_byte ... (j + 1) * per_byte - 1
+        expected = codec.codebooks[j, residuals[:, j]].astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(single[:, j * per_byte : (j + 1) * per_byte], expected)
+    if not codewords:  # ColBERTv2's buckets: each dimension decodes to its bucket's value
+        values = codec.buckets[(1 << nbits) - 1 :]
+        expected = values[_unpack(residuals, nbits, codec.dim)].astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(single, expected)
+
+
+@pytest.mark.parametrize("codewords", [True, False])
+def test_a_saved_codec_reads_back_the_same(tmp_path, codewords: bool) -> None:
+    data = clustered(40_000)
+    codec = ResidualCodec.train(data, n_centroids=32, nbits=2, codewords=codewords)
+    entry = codec.save(tmp_path / "codec", tokens_at_training=len(data))
+    assert set(entry.files) == {"centroids.npy", "codebooks.npy" if codewords else "buckets.npy"}
+    loaded = ResidualCodec.load(tmp_path / "codec", entry, verify=True)
+    for a, b in zip(codec.encode(data[:50]), loaded.encode(data[:50]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(codec.codebooks, loaded.codebooks)

@@ -1,10 +1,20 @@
-"""ColBERTv2 residual compression: a token vector is stored as the id of its nearest centroid
-plus its residual quantised to `nbits` per dimension. With dim 128 and nbits 2 a token costs
-4 + 32 = 36 bytes instead of 256 in float16.
+"""Residual compression: a token vector is stored as the id of its nearest centroid plus its
+residual in dim * nbits / 8 bytes. With dim 128 and nbits 2 a token costs 4 + 32 = 36 bytes
+instead of 256 in float16.
 
-Following ColBERTv2 (Santhanam et al., 2022, section 3.2): centroids come from spherical
-k-means over a sample of token vectors; the bucket cutoffs are the quantiles of all residual
-values of the sample at i / 2**nbits, and each bucket decodes to the quantile at its middle.
+Centroids come from spherical k-means over a sample of token vectors, as in ColBERTv2
+(Santhanam et al., 2022, section 3.2). The residual (vector - centroid) is cut into
+sub-vectors of 8 / nbits dimensions (4 at nbits 2), and each is stored as one byte: the id
+of the nearest of 256 codewords learned for its position (product quantisation, Jegou et
+al., 2011; FAISS trains and assigns them). ColBERTv2 instead quantises each dimension on its
+own into 2**nbits buckets (cutoffs at the quantiles i / 2**nbits of all residual values,
+each decoding to the quantile at its middle); at the same size, codewords lose half as much
+nDCG@10 to exact search (SciFact, benchmarks/README.md). At nbits 4 buckets already lose
+next to nothing and stay. Codecs written with buckets (`buckets.npy`) are still read and
+still compress new documents their way.
+
+Either way a byte at position j decodes to 8 / nbits residual values, `codebooks[j, byte]`,
+so search and `decode` look residuals up one way for both.
 """
 
 from __future__ import annotations
@@ -22,29 +32,33 @@ from colbert_retriever.storage.manifest import CodecEntry
 from colbert_retriever.storage.segment import check_files
 
 NBITS = (1, 2, 4)
-FILES = ("centroids.npy", "buckets.npy")
+CODEWORDS = "codebooks.npy"
+BUCKETS = "buckets.npy"
 _ASSIGN_ROWS = 1 << 16
 _QUANTILE_VALUES = 1 << 20
+_MIN_CODEWORD_SAMPLE = 39 * 256  # FAISS's least sample for 256 codewords; smaller samples get buckets
 
 
 @dataclass(frozen=True)
 class ResidualCodec:
-    """Centroids and residual buckets learned from a sample of token vectors.
+    """Centroids and the residual quantiser learned from a sample of token vectors.
 
     Attributes:
         centroids: (n_centroids, dim) float32, unit norm.
-        cutoffs: (2**nbits - 1,) float32 ascending bucket boundaries of residual values.
-        weights: (2**nbits,) float32 value each bucket decodes to.
+        codebooks: (dim * nbits / 8, 256, 8 / nbits) float32: what byte value b at byte
+            position j of a residual decodes to, `codebooks[j, b]`.
         nbits: Bits per dimension of a residual (1, 2 or 4).
         outlier_score: Similarity to its nearest centroid below which a token counts as far
             from every centroid (the 1st percentile of the training sample's).
+        buckets: Only for ColBERTv2's per-dimension quantiser: (2**nbits - 1,) ascending
+            cutoffs and (2**nbits,) values, concatenated; None for codewords.
     """
 
     centroids: np.ndarray
-    cutoffs: np.ndarray
-    weights: np.ndarray
+    codebooks: np.ndarray
     nbits: int
     outlier_score: float = -1.0
+    buckets: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
@@ -52,9 +66,16 @@ class ResidualCodec:
 
     @classmethod
     def train(
-        cls, sample: np.ndarray, *, n_centroids: int, nbits: int = 2, seed: int = 0, niter: int = 20
+        cls,
+        sample: np.ndarray,
+        *,
+        n_centroids: int,
+        nbits: int = 2,
+        seed: int = 0,
+        niter: int = 20,
+        codewords: bool = True,
     ) -> ResidualCodec:
-        """Learn centroids (spherical k-means, FAISS) and residual buckets from `sample`.
+        """Learn centroids (spherical k-means, FAISS) and the residual quantiser from `sample`.
 
         Args:
             sample: (n, dim) float32 unit vectors; n >= n_centroids.
@@ -62,6 +83,10 @@ class ResidualCodec:
             nbits: Bits per residual dimension: 1, 2 or 4; dim * nbits must be a multiple of 8.
             seed: k-means seed (same seed and sample, same codec).
             niter: k-means iterations.
+            codewords: Product-quantised residuals (the default); False: ColBERTv2's
+                per-dimension buckets, which nbits 4 (where buckets already lose next to
+                nothing, and FAISS trains 2-dimensional codewords slowly) and samples under
+                ~10,000 tokens get anyway.
         """
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         n, dim = sample.shape
@@ -76,13 +101,28 @@ class ResidualCodec:
             raise ConfigError(msg)
         centroids = kmeans(sample, n_centroids, seed=seed, niter=niter)
         codes, scores = _nearest(sample, centroids)
-        residuals = (sample - centroids[codes]).ravel()
-        if len(residuals) > _QUANTILE_VALUES:  # quantiles of a million values are as good, and 100x cheaper
-            residuals = np.random.default_rng(seed).choice(residuals, _QUANTILE_VALUES, replace=False)
+        residuals = sample - centroids[codes]
+        outlier_score = float(np.quantile(scores, 0.01))
+        if codewords and nbits < 4 and n >= _MIN_CODEWORD_SAMPLE:
+            return cls(centroids, _train_codebooks(residuals, nbits, seed), nbits, outlier_score)
+        values = residuals.ravel()
+        if len(values) > _QUANTILE_VALUES:  # quantiles of a million values are as good, and 100x cheaper
+            values = np.random.default_rng(seed).choice(values, _QUANTILE_VALUES, replace=False)
         levels = 1 << nbits
-        cutoffs = np.quantile(residuals, np.arange(1, levels) / levels).astype(np.float32)
-        weights = np.quantile(residuals, (np.arange(levels) + 0.5) / levels).astype(np.float32)
-        return cls(centroids, cutoffs, weights, nbits, float(np.quantile(scores, 0.01)))
+        cutoffs = np.quantile(values, np.arange(1, levels) / levels)
+        weights = np.quantile(values, (np.arange(levels) + 0.5) / levels)
+        return cls.from_buckets(centroids, np.concatenate([cutoffs, weights]).astype(np.float32), nbits, outlier_score)
+
+    @classmethod
+    def from_buckets(
+        cls, centroids: np.ndarray, buckets: np.ndarray, nbits: int, outlier_score: float
+    ) -> ResidualCodec:
+        """A codec of ColBERTv2's per-dimension buckets (cutoffs then values), as codebooks."""
+        per_byte, levels = 8 // nbits, 1 << nbits
+        table = buckets[levels - 1 :][_unpack(np.arange(256, dtype=np.uint8)[:, None], nbits, per_byte)]
+        n_bytes = centroids.shape[1] * nbits // 8
+        codebooks = np.broadcast_to(table, (n_bytes, *table.shape)).astype(np.float32)
+        return cls(centroids, codebooks, nbits, outlier_score, buckets)
 
     def assign(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n,) int32 id of each vector's most similar centroid, and (n,) float32 that similarity."""
@@ -92,8 +132,11 @@ class ResidualCodec:
         """Compress (n, dim) vectors into codes (n,) int32 and residuals (n, dim * nbits / 8) uint8."""
         vectors = np.asarray(vectors, dtype=np.float32)
         codes, _ = self.assign(vectors)
-        buckets = np.searchsorted(self.cutoffs, vectors - self.centroids[codes], side="right")  # (n, dim)
-        return codes, _pack(buckets.astype(np.uint8), self.nbits)
+        residuals = np.ascontiguousarray(vectors - self.centroids[codes])
+        if self.buckets is None:
+            return codes, self._quantizer.compute_codes(residuals)
+        cutoffs = self.buckets[: (1 << self.nbits) - 1]
+        return codes, _pack(np.searchsorted(cutoffs, residuals, side="right").astype(np.uint8), self.nbits)
 
     def decode(self, codes: np.ndarray, residuals: np.ndarray) -> np.ndarray:
         """(n, dim) float32 unit vectors rebuilt from codes and packed residuals."""
@@ -110,11 +153,14 @@ class ResidualCodec:
     def residual_values(self, residuals: np.ndarray, dtype: type[np.floating] = np.float16) -> np.ndarray:
         """(n, dim) residual values of (n, dim * nbits / 8) packed residuals, float16 or float32.
 
-        One `np.take` of a 256-entry table (byte -> the 8 / nbits values it packs, in `dtype`),
-        ~8x faster than looking values up one by one; a float32 table saves converting
-        float16 afterwards, which costs more than the lookup where half is emulated.
+        One `np.take` of a table (byte value and position -> the 8 / nbits values it
+        stands for, in `dtype`), ~8x faster than looking values up one by one; a float32
+        table saves converting float16 afterwards, which costs more than the lookup where
+        half is emulated.
         """
-        return np.take(self._tables[np.dtype(dtype)], residuals).view(dtype).reshape(len(residuals), self.dim)
+        positions = np.arange(residuals.shape[1], dtype=np.intp) << 8
+        flat = np.take(self._tables[np.dtype(dtype)], residuals + positions)
+        return flat.view(dtype).reshape(len(residuals), self.dim)
 
     def _sum(self, codes: np.ndarray, residuals: np.ndarray) -> np.ndarray:
         vectors = np.take(self.centroids, codes, axis=0)
@@ -123,15 +169,25 @@ class ResidualCodec:
 
     @cached_property
     def _tables(self) -> dict[np.dtype, np.ndarray]:
-        """For float16 and float32: each byte -> the 8 / nbits values it packs (`np.take` tables),
-        the float16 values in both."""
-        per_byte = 8 // self.nbits
-        # float16 values in both: the stored norms were computed from them
-        values = self.weights[_unpack(np.arange(256, dtype=np.uint8)[:, None], self.nbits, per_byte)].astype(np.float16)
+        """For float16 and float32: the codebooks as one `np.take` table, (position, byte)
+        flattened, each entry the 8 / nbits values; float16 values in both (the stored norms
+        were computed from them)."""
+        values = self.codebooks.astype(np.float16)
         tables = {}
         for kind in (np.dtype(np.float16), np.dtype(np.float32)):
-            tables[kind] = np.ascontiguousarray(values, dtype=kind).view(f"V{kind.itemsize * per_byte}").ravel()
+            entry = f"V{kind.itemsize * values.shape[2]}"
+            tables[kind] = np.ascontiguousarray(values, dtype=kind).view(entry).reshape(-1)
         return tables
+
+    @cached_property
+    def _quantizer(self) -> object:
+        """FAISS's product quantiser holding the codebooks, which assigns residuals to codewords."""
+        import faiss
+
+        n_bytes = self.codebooks.shape[0]
+        quantizer = faiss.ProductQuantizer(self.dim, n_bytes, 8)
+        faiss.copy_array_to_vector(np.ascontiguousarray(self.codebooks, dtype=np.float32).ravel(), quantizer.centroids)
+        return quantizer
 
     def with_centroids(self, extra: np.ndarray) -> ResidualCodec:
         """This codec with `extra` (m, dim) unit centroids appended; existing ids keep their meaning."""
@@ -140,11 +196,11 @@ class ResidualCodec:
     def save(self, folder: Path, *, tokens_at_training: int) -> CodecEntry:
         """Write the codec into a new folder; return its manifest entry."""
         folder.mkdir(parents=True)
-        buckets = np.concatenate([self.cutoffs, self.weights])  # (2 * 2**nbits - 1,)
-        files = {
-            "centroids.npy": write_npy(folder / "centroids.npy", self.centroids),
-            "buckets.npy": write_npy(folder / "buckets.npy", buckets),
-        }
+        files = {"centroids.npy": write_npy(folder / "centroids.npy", self.centroids)}
+        if self.buckets is None:
+            files[CODEWORDS] = write_npy(folder / CODEWORDS, np.ascontiguousarray(self.codebooks, dtype=np.float32))
+        else:
+            files[BUCKETS] = write_npy(folder / BUCKETS, self.buckets)
         fsync_dir(folder)
         fsync_dir(folder.parent)
         return CodecEntry(
@@ -160,24 +216,28 @@ class ResidualCodec:
     @classmethod
     def load(cls, folder: Path, entry: CodecEntry, *, verify: bool) -> ResidualCodec:
         """Read a codec saved by `save`, as described by its manifest `entry`."""
-        if set(entry.files) != set(FILES):
+        quantizer = next((name for name in (CODEWORDS, BUCKETS) if name in entry.files), None)
+        if quantizer is None or set(entry.files) != {"centroids.npy", quantizer}:
             msg = f"codec {folder}: its manifest entry lists unexpected files {sorted(entry.files)}"
+            raise IndexCorruptError(msg)
+        if entry.nbits not in NBITS:
+            msg = f"the codec in {folder} has nbits={entry.nbits}; expected one of {NBITS}"
             raise IndexCorruptError(msg)
         check_files(folder, entry.files, verify=verify)
         try:
             centroids = np.load(folder / "centroids.npy", allow_pickle=False)
-            buckets = np.load(folder / "buckets.npy", allow_pickle=False)
+            table = np.load(folder / quantizer, allow_pickle=False)
         except (OSError, ValueError) as exc:
             msg = f"cannot read the codec in {folder}: {exc}"
             raise IndexCorruptError(msg) from exc
-        if entry.nbits not in NBITS:
-            msg = f"the codec in {folder} has nbits={entry.nbits}; expected one of {NBITS}"
+        per_byte = 8 // entry.nbits
+        expected = (entry.dim // per_byte, 256, per_byte) if quantizer == CODEWORDS else (2 * (1 << entry.nbits) - 1,)
+        if table.shape != expected or centroids.shape != (entry.n_centroids, entry.dim):
+            msg = f"the codec in {folder} does not match its manifest entry (centroids or {quantizer} differ)"
             raise IndexCorruptError(msg)
-        levels = 1 << entry.nbits
-        if buckets.shape != (2 * levels - 1,) or centroids.shape != (entry.n_centroids, entry.dim):
-            msg = f"the codec in {folder} does not match its manifest entry (centroids or buckets differ)"
-            raise IndexCorruptError(msg)
-        return cls(centroids, buckets[: levels - 1], buckets[levels - 1 :], entry.nbits, entry.outlier_score)
+        if quantizer == BUCKETS:
+            return cls.from_buckets(centroids, table, entry.nbits, entry.outlier_score)
+        return cls(centroids, table, entry.nbits, entry.outlier_score)
 
 
 def kmeans(sample: np.ndarray, n_centroids: int, *, seed: int, niter: int) -> np.ndarray:
@@ -194,6 +254,18 @@ def kmeans(sample: np.ndarray, n_centroids: int, *, seed: int, niter: int) -> np
     km.train(sample)
     centroids = np.asarray(km.centroids, dtype=np.float32)
     return centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+
+
+def _train_codebooks(residuals: np.ndarray, nbits: int, seed: int) -> np.ndarray:
+    """(dim * nbits / 8, 256, 8 / nbits) codewords of each residual sub-vector (FAISS PQ)."""
+    import faiss
+
+    dim = residuals.shape[1]
+    n_bytes = dim * nbits // 8
+    quantizer = faiss.ProductQuantizer(dim, n_bytes, 8)
+    quantizer.cp.seed = seed
+    quantizer.train(np.ascontiguousarray(residuals, dtype=np.float32))
+    return faiss.vector_to_array(quantizer.centroids).reshape(n_bytes, 256, dim // n_bytes)
 
 
 def _nearest(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -103,10 +103,12 @@ def plaid_search(
     centroids = torch.from_numpy(codec.centroids)
 
     def search_one(query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # stage 1: (q_len, n_centroids), one query at a time (2 MB each at 16k centroids). In
-        # torch, as every matmul of a search: numpy's OpenBLAS threads spin after a call and
-        # slow torch's thread pool 2-3x for a while.
-        centroid_scores = (torch.from_numpy(query.astype(np.float32)) @ centroids.T).numpy()
+        # stage 1, one query at a time (2 MB each at 16k centroids), in both layouts: tokens
+        # as rows for the probe and stage 2, centroids as rows for stage 3's gathers (torch
+        # transposes 2x faster than numpy). In torch, as every matmul of a search: numpy's
+        # OpenBLAS threads spin after a call and slow torch's thread pool 2-3x for a while.
+        by_centroid = centroids @ torch.from_numpy(query.astype(np.float32)).T  # (n_centroids, q_len)
+        centroid_scores = by_centroid.T.contiguous().numpy()
         if len(allowed_positions) <= ndocs:
             survivors = allowed_positions
         else:
@@ -116,7 +118,7 @@ def plaid_search(
         if len(survivors) > n_exact:
             approx = _full_interaction(centroid_scores, segments, bases, survivors)
             survivors = survivors[_top(approx, n_exact)]
-        scores = _rerank(codec, segments, bases, query, centroid_scores, survivors, dtype)
+        scores = _rerank(codec, segments, bases, query, by_centroid.numpy(), survivors, dtype)
         order = _top(scores, k)
         order = order[np.argsort(-scores[order], kind="stable")]
         return scores[order], survivors[order]
@@ -161,7 +163,7 @@ def _probe(
     (q_len,) the best score among its unprobed cells."""
     q_len, n_centroids = centroid_scores.shape
     width = min(ncells + 1, n_centroids)
-    best = np.argpartition(-centroid_scores, width - 1, axis=1)[:, :width]
+    best = np.argpartition(centroid_scores, n_centroids - width, axis=1)[:, n_centroids - width :]
     best_scores = np.take_along_axis(centroid_scores, best, axis=1)
     order = np.argsort(-best_scores, axis=1)
     best, best_scores = np.take_along_axis(best, order, axis=1), np.take_along_axis(best_scores, order, axis=1)
@@ -215,18 +217,18 @@ def _rerank(
     segments: Sequence[Segment],
     bases: np.ndarray,
     query: np.ndarray,
-    centroid_scores: np.ndarray,
+    by_centroid: np.ndarray,
     positions: np.ndarray,
     dtype: torch.dtype,
 ) -> np.ndarray:
     """Stage 3: exact MaxSim of `query` against each position's decompressed vectors.
 
-    q . decode(t) = (q . centroid + q . residual) / norm: the first term is a row of the
-    centroid scores, the second a matmul with the looked-up residual values (in `dtype`:
-    float32 where half math is emulated), the norm is stored; the vectors are never rebuilt.
+    q . decode(t) = (q . centroid + q . residual) / norm: the first term is a row of
+    `by_centroid` ((n_centroids, q_len) centroid scores), the second a matmul with the
+    looked-up residual values (in `dtype`: float32 where half math is emulated), the norm is
+    stored; the vectors are never rebuilt.
     Tokens are rows throughout ((n_tokens, q_len)): gathers read whole rows.
     """
-    by_centroid = np.ascontiguousarray(centroid_scores.T)
     values = np.float16 if dtype == torch.float16 else np.float32
     typed_query = torch.from_numpy(np.ascontiguousarray(query.T)).to(dtype)  # (dim, q_len)
     scores = np.empty(len(positions), dtype=np.float32)
