@@ -100,14 +100,15 @@ class PlaidConfig:
 
     Attributes:
         nbits: Bits per dimension of a token's residual: 1, 2 or 4. At dim 128 a token
-            takes 4 + 16 * nbits bytes (36 at nbits 2, against 256 in float16).
+            takes 2 + 16 * nbits bytes (34 at nbits 2, against 256 in float16) with up to
+            65,536 centroids.
         n_centroids: Centroids to train; None picks ColBERTv2's 16 * sqrt(tokens) rounded
             down to a power of two, capped by `max_centroids`, by tokens / 32, and so that
             centroids * dim <= 2**21: assigning a token to its centroid costs centroids * dim
             multiply-adds, and 2**21 (16,384 centroids at dim 128, 4,096 at dim 384) keeps
             that a small share of the encoding time on a 2-core CPU.
         max_centroids: Cap of the automatic choice.
-        kmeans_iters: k-means iterations over a sample of 32 tokens per centroid (4, as
+        kmeans_iters: k-means iterations over a sample of 16 tokens per centroid (4, as
             colbert-ai: more barely moves quality and costs build time).
         seed: k-means seed.
     """

@@ -37,6 +37,7 @@ BUCKETS = "buckets.npy"
 _ASSIGN_ROWS = 1 << 16
 _QUANTILE_VALUES = 1 << 20
 _MIN_CODEWORD_SAMPLE = 39 * 256  # FAISS's least sample for 256 codewords; smaller samples get buckets
+_RESIDUAL_SAMPLE = 256 * 256  # FAISS's largest sample for 256 codewords (it subsamples beyond)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ class ResidualCodec:
             msg = f"need at least n_centroids={n_centroids} sample vectors (and n_centroids >= 1), got {n}"
             raise ConfigError(msg)
         centroids = kmeans(sample, n_centroids, seed=seed, niter=niter)
+        rng = np.random.default_rng(seed)
+        if n > _RESIDUAL_SAMPLE:  # as many as FAISS trains codewords on: assigning more costs ~20 s
+            sample = sample[rng.choice(n, _RESIDUAL_SAMPLE, replace=False)]
         codes, scores = _nearest(sample, centroids)
         residuals = sample - centroids[codes]
         outlier_score = float(np.quantile(scores, 0.01))
@@ -107,7 +111,7 @@ class ResidualCodec:
             return cls(centroids, _train_codebooks(residuals, nbits, seed), nbits, outlier_score)
         values = residuals.ravel()
         if len(values) > _QUANTILE_VALUES:  # quantiles of a million values are as good, and 100x cheaper
-            values = np.random.default_rng(seed).choice(values, _QUANTILE_VALUES, replace=False)
+            values = rng.choice(values, _QUANTILE_VALUES, replace=False)
         levels = 1 << nbits
         cutoffs = np.quantile(values, np.arange(1, levels) / levels)
         weights = np.quantile(values, (np.arange(levels) + 0.5) / levels)

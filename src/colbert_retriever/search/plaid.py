@@ -84,7 +84,7 @@ def plaid_search(
     """Top-k per query over compressed segments.
 
     Args:
-        codec: The index's centroids and residual buckets.
+        codec: The index's centroids and residual codewords.
         segments: Segments with `compressed` arrays.
         queries: One (n_tokens, dim) float32 array per query.
         allowed: Per segment, (n_rows,) bool: live rows that pass the filters.
