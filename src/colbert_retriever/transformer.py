@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import pickle  # only for its error type: torch reads weights with weights_only=True
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from torch import nn
 
 from colbert_retriever.errors import CheckpointError
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "gelu_new": lambda: nn.GELU(approximate="tanh"),
     "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
@@ -86,65 +86,105 @@ class BertShape:
 
 
 class Bert(nn.Module):
-    """A BERT encoder without pooler: `(input_ids, attention_mask)` -> last hidden states."""
+    """A BERT encoder without pooler: `(input_ids, attention_mask)` -> last hidden states.
+    Attribute names are transformers' (`encoder.layer.0.attention.self.query`...)."""
 
     def __init__(self, shape: BertShape) -> None:
         super().__init__()
         self.config = shape  # as transformers' models: `.config.hidden_size`
-        hidden, eps = shape.hidden_size, shape.layer_norm_eps
-
-        def block(width: int) -> nn.ModuleDict:
-            return nn.ModuleDict({"dense": nn.Linear(width, hidden), "LayerNorm": nn.LayerNorm(hidden, eps=eps)})
-
-        self.embeddings = nn.ModuleDict(
-            {
-                "word_embeddings": nn.Embedding(shape.vocab_size, hidden),
-                "position_embeddings": nn.Embedding(shape.max_position_embeddings, hidden),
-                "token_type_embeddings": nn.Embedding(shape.type_vocab_size, hidden),
-                "LayerNorm": nn.LayerNorm(hidden, eps=eps),
-            }
-        )
-
-        def attention() -> nn.ModuleDict:
-            return nn.ModuleDict({name: nn.Linear(hidden, hidden) for name in ("query", "key", "value")})
-
-        self.encoder = nn.ModuleDict(
-            {
-                "layer": nn.ModuleList(
-                    nn.ModuleDict(
-                        {
-                            "attention": nn.ModuleDict({"self": attention(), "output": block(hidden)}),
-                            "intermediate": nn.ModuleDict({"dense": nn.Linear(hidden, shape.intermediate_size)}),
-                            "output": block(shape.intermediate_size),
-                        }
-                    )
-                    for _ in range(shape.num_hidden_layers)
-                )
-            }
-        )
-        self.activation = ACTIVATIONS[shape.hidden_act]()
+        self.embeddings = _Embeddings(shape)
+        self.encoder = _Encoder(shape)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor]:
         """(batch, length) ids and 0/1 mask -> ((batch, length, hidden) states,): a 1-tuple
         as transformers' models return, so that callers take `[0]` from either."""
-        emb = self.embeddings
-        length = input_ids.shape[1]
-        states = emb["word_embeddings"](input_ids) + emb["token_type_embeddings"].weight[0]
-        states = emb["LayerNorm"](states + emb["position_embeddings"].weight[:length])
+        states = self.embeddings(input_ids)
         attend = attention_mask.bool()[:, None, None, :]  # (batch, head, query, key)
-        heads = self.config.num_attention_heads
-        for layer in self.encoder["layer"]:
-            qkv = layer["attention"]["self"]
-            split = [qkv[name](states).unflatten(-1, (heads, -1)).transpose(1, 2) for name in ("query", "key", "value")]
-            context = nn.functional.scaled_dot_product_attention(*split, attn_mask=attend)
-            states = _add_norm(layer["attention"]["output"], context.transpose(1, 2).flatten(2), states)
-            inner = self.activation(layer["intermediate"]["dense"](states))
-            states = _add_norm(layer["output"], inner, states)
+        for layer in self.encoder.layer:
+            states = layer(states, attend)
         return (states,)
 
 
-def _add_norm(block: Any, update: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-    return block["LayerNorm"](block["dense"](update) + states)
+class _Embeddings(nn.Module):
+    def __init__(self, shape: BertShape) -> None:
+        super().__init__()
+        hidden = shape.hidden_size
+        self.word_embeddings = nn.Embedding(shape.vocab_size, hidden)
+        self.position_embeddings = nn.Embedding(shape.max_position_embeddings, hidden)
+        self.token_type_embeddings = nn.Embedding(shape.type_vocab_size, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=shape.layer_norm_eps)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # transformers' order of additions (word + type, then + position): the same bits
+        states = self.word_embeddings(input_ids) + self.token_type_embeddings.weight[0]
+        return self.LayerNorm(states + self.position_embeddings.weight[: input_ids.shape[1]])
+
+
+class _Encoder(nn.Module):
+    def __init__(self, shape: BertShape) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(_Layer(shape) for _ in range(shape.num_hidden_layers))
+
+
+class _Layer(nn.Module):
+    """Self-attention, then the feed-forward block, each added to its input and normalised."""
+
+    def __init__(self, shape: BertShape) -> None:
+        super().__init__()
+        self.attention = _Attention(shape)
+        self.intermediate = _Intermediate(shape)
+        self.output = _AddNorm(shape.intermediate_size, shape)
+
+    def forward(self, states: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+        states = self.attention(states, attend)
+        return self.output(self.intermediate(states), states)
+
+
+class _Attention(nn.Module):
+    def __init__(self, shape: BertShape) -> None:
+        super().__init__()
+        self.self = _SelfAttention(shape)
+        self.output = _AddNorm(shape.hidden_size, shape)
+
+    def forward(self, states: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+        return self.output(self.self(states, attend), states)
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, shape: BertShape) -> None:
+        super().__init__()
+        hidden = shape.hidden_size
+        self.heads = shape.num_attention_heads
+        self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
+
+    def forward(self, states: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+        q, k, v = (
+            proj(states).unflatten(-1, (self.heads, -1)).transpose(1, 2) for proj in (self.query, self.key, self.value)
+        )
+        context = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+        return context.transpose(1, 2).flatten(2)
+
+
+class _Intermediate(nn.Module):
+    def __init__(self, shape: BertShape) -> None:
+        super().__init__()
+        self.dense = nn.Linear(shape.hidden_size, shape.intermediate_size)
+        self.activation = ACTIVATIONS[shape.hidden_act]()
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(states))
+
+
+class _AddNorm(nn.Module):
+    """A dense layer, then LayerNorm of its output plus the states it refines."""
+
+    def __init__(self, width: int, shape: BertShape) -> None:
+        super().__init__()
+        self.dense = nn.Linear(width, shape.hidden_size)
+        self.LayerNorm = nn.LayerNorm(shape.hidden_size, eps=shape.layer_norm_eps)
+
+    def forward(self, update: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(update) + states)
 
 
 def load_transformer(folder: Path, *, trust_remote_code: bool = False) -> Any:

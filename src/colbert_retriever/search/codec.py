@@ -23,6 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -184,7 +185,7 @@ class ResidualCodec:
         return tables
 
     @cached_property
-    def _quantizer(self) -> object:
+    def _quantizer(self) -> Any:
         """FAISS's product quantiser holding the codebooks, which assigns residuals to codewords."""
         import faiss
 
