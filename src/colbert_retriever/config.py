@@ -100,8 +100,8 @@ class PlaidConfig:
 
     Attributes:
         nbits: Bits per dimension of a token's residual: 1, 2 or 4. At dim 128 a token
-            takes 2 + 16 * nbits bytes (34 at nbits 2, against 256 in float16) with up to
-            65,536 centroids.
+            takes 4 + 16 * nbits bytes (36 at nbits 2, against 256 in float16): its
+            centroid id and norm in 2 bytes each (up to 65,536 centroids), the residual.
         n_centroids: Centroids to train; None picks ColBERTv2's 16 * sqrt(tokens) rounded
             down to a power of two, capped by `max_centroids`, by tokens / 32, and so that
             centroids * dim <= 2**21: assigning a token to its centroid costs centroids * dim
