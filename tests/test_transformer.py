@@ -93,6 +93,9 @@ def test_weights_missing_or_of_another_shape_are_errors(checkpoints, tmp_path: P
         load_transformer(missing)
     with pytest.raises(CheckpointError, match="word_embeddings"):
         load_transformer(reshaped)
+    (reshaped / "config.json").write_text(json.dumps({**json.loads(config), "num_attention_heads": 3}))
+    with pytest.raises(CheckpointError, match="cannot load the transformer"):  # 32 hidden units over 3 heads
+        load_transformer(reshaped)
 
 
 def test_encoding_with_a_bert_checkpoint_never_imports_transformers_models(checkpoints) -> None:

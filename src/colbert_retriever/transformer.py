@@ -70,7 +70,7 @@ class BertShape:
         if not plain:
             return None
         try:
-            return cls(
+            shape = cls(
                 vocab_size=int(config["vocab_size"]),
                 hidden_size=int(config["hidden_size"]),
                 num_hidden_layers=int(config["num_hidden_layers"]),
@@ -83,6 +83,10 @@ class BertShape:
             )
         except (KeyError, TypeError, ValueError):
             return None
+        sizes = [getattr(shape, name) for name in ("vocab_size", "hidden_size", "num_attention_heads")]
+        if min(sizes) < 1 or shape.hidden_size % shape.num_attention_heads:
+            return None  # transformers says what is wrong with it
+        return shape
 
 
 class Bert(nn.Module):
