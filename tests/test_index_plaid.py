@@ -278,7 +278,7 @@ def _tamper(index_path: Path, file: str, change: Callable[[np.ndarray], np.ndarr
 
 def _set(where: int | slice, value: int) -> Callable[[np.ndarray], np.ndarray]:
     def change(array: np.ndarray) -> np.ndarray:
-        array = array.copy()
+        array = array.astype(np.result_type(array, np.min_scalar_type(value)))  # -1 in uint16 rows: int32
         array[where] = value
         return array
 

@@ -130,3 +130,18 @@ def test_a_saved_codec_reads_back_the_same(tmp_path, codewords: bool) -> None:
     for a, b in zip(codec.encode(data[:50]), loaded.encode(data[:50]), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(codec.codebooks, loaded.codebooks)
+    assert np.load(tmp_path / "codec" / "centroids.npy").dtype == np.float16  # k-means rounds them to half
+    np.testing.assert_array_equal(codec.centroids, loaded.centroids)
+    assert loaded.centroids.dtype == np.float32
+
+
+def test_centroids_that_are_not_half_values_are_saved_in_float32(tmp_path) -> None:
+    """Codecs trained before format 4 (float32 centroids) may grow and be saved again: their
+    stored residuals were taken from the float32 centroids, which must not move."""
+    data = clustered(2_000)
+    codec = ResidualCodec.train(data, n_centroids=16, nbits=2)
+    unrounded = data[:16] / np.linalg.norm(data[:16], axis=1, keepdims=True)
+    old = ResidualCodec.from_buckets(unrounded, codec.buckets, 2, codec.outlier_score).with_centroids(codec.centroids)
+    entry = old.save(tmp_path / "codec", tokens_at_training=len(data))
+    assert np.load(tmp_path / "codec" / "centroids.npy").dtype == np.float32
+    np.testing.assert_array_equal(ResidualCodec.load(tmp_path / "codec", entry, verify=False).centroids, old.centroids)

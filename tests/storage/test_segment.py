@@ -26,7 +26,7 @@ def _segment_file(path: Path, name: str) -> Path:
     return segment / name
 
 
-@pytest.mark.parametrize("name", ["embeddings.npy", "doclens.npy", "documents.jsonl"])
+@pytest.mark.parametrize("name", ["embeddings.npy", "doclens.npy", "documents.zlib", "documents.zdict"])
 def test_truncated_file_is_named(built: Path, name: str) -> None:
     file = _segment_file(built, name)
     file.write_bytes(file.read_bytes()[:-3])

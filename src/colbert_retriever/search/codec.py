@@ -46,7 +46,8 @@ class ResidualCodec:
     """Centroids and the residual quantiser learned from a sample of token vectors.
 
     Attributes:
-        centroids: (n_centroids, dim) float32, unit norm.
+        centroids: (n_centroids, dim) float32, unit norm (to float16 precision: stored in
+            float16 where every value is one, as `kmeans` makes them; float32 otherwise).
         codebooks: (dim * nbits / 8, 256, 8 / nbits) float32: what byte value b at byte
             position j of a residual decodes to, `codebooks[j, b]`.
         nbits: Bits per dimension of a residual (1, 2 or 4).
@@ -201,7 +202,9 @@ class ResidualCodec:
     def save(self, folder: Path, *, tokens_at_training: int) -> CodecEntry:
         """Write the codec into a new folder; return its manifest entry."""
         folder.mkdir(parents=True)
-        files = {"centroids.npy": write_npy(folder / "centroids.npy", self.centroids)}
+        half = self.centroids.astype(np.float16)
+        exact = np.array_equal(half, self.centroids)  # not in codecs trained before format 4
+        files = {"centroids.npy": write_npy(folder / "centroids.npy", half if exact else self.centroids)}
         if self.buckets is None:
             files[CODEWORDS] = write_npy(folder / CODEWORDS, np.ascontiguousarray(self.codebooks, dtype=np.float32))
         else:
@@ -237,16 +240,22 @@ class ResidualCodec:
             raise IndexCorruptError(msg) from exc
         per_byte = 8 // entry.nbits
         expected = (entry.dim // per_byte, 256, per_byte) if quantizer == CODEWORDS else (2 * (1 << entry.nbits) - 1,)
-        if table.shape != expected or centroids.shape != (entry.n_centroids, entry.dim):
+        if (
+            table.shape != expected
+            or centroids.shape != (entry.n_centroids, entry.dim)
+            or centroids.dtype not in (np.float16, np.float32)
+        ):
             msg = f"the codec in {folder} does not match its manifest entry (centroids or {quantizer} differ)"
             raise IndexCorruptError(msg)
+        centroids = centroids.astype(np.float32)
         if quantizer == BUCKETS:
             return cls.from_buckets(centroids, table, entry.nbits, entry.outlier_score)
         return cls(centroids, table, entry.nbits, entry.outlier_score)
 
 
 def kmeans(sample: np.ndarray, n_centroids: int, *, seed: int, niter: int) -> np.ndarray:
-    """(n_centroids, dim) float32 unit centroids of spherical k-means over `sample` (FAISS)."""
+    """(n_centroids, dim) float32 unit centroids of spherical k-means over `sample` (FAISS),
+    rounded to float16 values so that a codec stores them in half the bytes, exactly."""
     try:
         import faiss
     except ImportError as exc:
@@ -258,7 +267,8 @@ def kmeans(sample: np.ndarray, n_centroids: int, *, seed: int, niter: int) -> np
     )
     km.train(sample)
     centroids = np.asarray(km.centroids, dtype=np.float32)
-    return centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    return centroids.astype(np.float16).astype(np.float32)  # stored in float16: residuals are taken from these
 
 
 def _train_codebooks(residuals: np.ndarray, nbits: int, seed: int) -> np.ndarray:

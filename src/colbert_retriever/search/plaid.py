@@ -197,7 +197,7 @@ def _interaction(
     rows, inverse = np.unique(docs[keep], return_inverse=True)
     best = np.tile(unprobed, (len(rows), 1))  # (n_found, q_len)
     np.maximum.at(best, (inverse, np.repeat(tokens, lengths)[keep]), np.repeat(scores, lengths)[keep])
-    return best.sum(axis=1), rows
+    return best.sum(axis=1), rows.astype(np.int64)  # uint16 in segments of up to 65,536 rows
 
 
 def _full_interaction(

@@ -1,7 +1,7 @@
 """The lexical side index: a segment's rows in a SQLite FTS5 table, for exact words.
 
 A segment of an index with a lexical side holds ``lexical.sqlite``: a contentless FTS5 table
-(the texts stay in documents.jsonl) over each row's text, its rowid the row number,
+(the texts stay in the segment's documents) over each row's text, its rowid the row number,
 tokenised by FTS5's ``porter unicode61`` (Unicode words, case and diacritics folded, Porter
 stems). It is written once with its segment, listed and checksummed in the manifest like the
 segment's other files, and opened read-only as immutable. Ranking is FTS5's own ``bm25()``.

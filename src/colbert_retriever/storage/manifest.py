@@ -26,7 +26,8 @@ from colbert_retriever.config import IndexType, PlaidConfig
 from colbert_retriever.errors import ColbertRetrieverError, IndexCorruptError, IndexNotFoundError, IndexVersionError
 from colbert_retriever.storage.atomic import WRITER_PID, FileInfo, write_bytes
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (3, 4)  # 4: compressed texts, float16 centroids, 16-bit inverted lists
 MANIFEST = "manifest.json"
 STAGING = "staging"  # writers' segments before their commit (transaction.py)
 _FOLDER_NAME = re.compile(r"[0-9A-Za-z_-]{1,128}")  # segment and codec folders: one plain component
@@ -138,9 +139,10 @@ def read_manifest(folder: Path) -> Manifest:
         raise IndexCorruptError(msg) from exc
     reader = _Reader(path)
     version = reader.get(raw, "format_version", int, "manifest")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         newer = version > FORMAT_VERSION
-        msg = f"index {folder} has format_version {version}, this library reads {FORMAT_VERSION}; " + (
+        readable = " and ".join(map(str, READABLE_VERSIONS))
+        msg = f"index {folder} has format_version {version}, this library reads {readable}; " + (
             f"upgrade colbert-retriever (the index was written by {raw.get('library_version')})"
             if newer
             else "rebuild it with this version (format 3 stores long documents as passages)"
@@ -150,8 +152,10 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
-    """Commit `manifest`: the single atomic switch from the old index state to the new."""
-    data = dataclasses.asdict(manifest)
+    """Commit `manifest`: the single atomic switch from the old index state to the new. It
+    says this library's format: the segments it writes into an index of an older format
+    are of its own, which older versions cannot read."""
+    data = dataclasses.asdict(dataclasses.replace(manifest, format_version=FORMAT_VERSION))
     write_bytes(folder / MANIFEST, json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8"))
 
 

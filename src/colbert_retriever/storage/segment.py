@@ -3,8 +3,8 @@
 Every segment folder holds, readable without this library:
 
 * ``doclens.npy``: (n_rows,) int64, tokens per document, in order;
-* the documents, read lazily (see storage/documents.py: ``documents.jsonl``, its line
-  offsets, an id index and the metadata columns);
+* the documents, read lazily (see storage/documents.py: their compressed JSON lines, the
+  lines' offsets, an id index and the metadata columns);
 * in an index with a lexical side, ``lexical.sqlite``: the rows' full-text index
   (storage/lexical.py);
 
@@ -19,7 +19,8 @@ or compressed (PLAID index; see search/codec.py for the codec they need):
 * ``residuals.npy``: (n_tokens, dim * nbits / 8) uint8 packed residuals;
 * ``norms.npy``: (n_tokens,) float16 length of centroid + residual (decoding divides by it);
 * ``ivf_offsets.npy``, ``ivf_docs.npy``: the inverted lists: centroid c is used by the
-  segment's documents (rows) ``ivf_docs[ivf_offsets[c]:ivf_offsets[c + 1]]``, each once.
+  segment's documents (rows) ``ivf_docs[ivf_offsets[c]:ivf_offsets[c + 1]]``, each once
+  (uint16 rows where the segment has at most 65,536, else int32 as every format 3 segment).
 
 A segment is never edited: deletes are tombstones (row numbers) in the manifest, and
 compaction writes new segments.
@@ -42,7 +43,11 @@ from colbert_retriever.storage.manifest import SegmentEntry
 
 VECTOR_FILES = ("embeddings.npy",)
 COMPRESSED_FILES = ("codes.npy", "residuals.npy", "norms.npy", "ivf_offsets.npy", "ivf_docs.npy")
-_COMMON_FILES = ("doclens.npy", *documents.FILES)
+_LAYOUTS = tuple(  # the files of a segment, without its optional lexical.sqlite
+    frozenset({"doclens.npy", *docs, *vectors})
+    for docs in (documents.FILES, documents.PLAIN_FILES)
+    for vectors in (VECTOR_FILES, COMPRESSED_FILES)
+)
 
 
 @dataclass(frozen=True)
@@ -154,12 +159,13 @@ def write_compressed_segment(
     centroid_of_pair, ivf_docs = np.divmod(pairs, n_docs)
     ivf_offsets = np.zeros(n_centroids + 1, dtype=np.int64)
     np.cumsum(np.bincount(centroid_of_pair, minlength=n_centroids), out=ivf_offsets[1:])
+    code_type, row_type = (np.uint16 if n <= 1 << 16 else np.int32 for n in (n_centroids, n_docs))
     files = {
-        "codes.npy": write_npy(folder / "codes.npy", codes.astype(np.uint16 if n_centroids <= 1 << 16 else np.int32)),
+        "codes.npy": write_npy(folder / "codes.npy", codes.astype(code_type)),
         "residuals.npy": write_npy(folder / "residuals.npy", residuals),
         "norms.npy": write_npy(folder / "norms.npy", norms.astype(np.float16)),
         "ivf_offsets.npy": write_npy(folder / "ivf_offsets.npy", ivf_offsets),
-        "ivf_docs.npy": write_npy(folder / "ivf_docs.npy", ivf_docs.astype(np.int32)),
+        "ivf_docs.npy": write_npy(folder / "ivf_docs.npy", ivf_docs.astype(row_type)),
     }
     return _finish(folder, files, rows, np.asarray(doclens, dtype=np.int64), cut, lexical)
 
@@ -200,7 +206,7 @@ def set_lexical(folder: Path, entry: SegmentEntry, segment: Segment, *, on: bool
 def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
     """Load a segment listed in the manifest, checking every file's size (and checksum)."""
     names = set(entry.files)
-    if names - {lexical.FILE} not in ({*VECTOR_FILES, *_COMMON_FILES}, {*COMPRESSED_FILES, *_COMMON_FILES}):
+    if names - {lexical.FILE} not in _LAYOUTS:
         msg = f"segment {folder}: its manifest entry lists unexpected files {sorted(names)}"
         raise IndexCorruptError(msg)
     check_files(folder, entry.files, verify=verify)
@@ -225,7 +231,7 @@ def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
         name=folder.name,
         offsets=offsets,
         deleted=deleted_mask(entry),
-        documents=DocumentTable(folder, entry.n_rows).map(),
+        documents=DocumentTable(folder, entry.n_rows, plain=documents.PLAIN_LINES in names).map(),
         embeddings=arrays.pop("embeddings", None),
         compressed=Compressed(**arrays) if arrays else None,
         cut=entry.cut,
