@@ -3,6 +3,7 @@ filters, faults, and its agreement with the exact index on the same vectors."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import json
@@ -315,3 +316,26 @@ def test_verify_checks_structure_and_search_never_reads_out_of_range(
         return
     with pytest.raises(IndexCorruptError):  # was: IndexError, or (-1) a silently wrong row
         damaged.search([query], k=10, filters={"group": {"$gte": 0}})
+
+
+def _rss_mb() -> float:
+    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "malloc_trim"), reason="glibc's malloc_trim")
+def test_freed_heap_pages_go_back_to_the_system_before_training() -> None:
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    size = 64 << 10  # below glibc's mmap threshold: from the heap, as encoding's smaller activations
+    blocks = [libc.malloc(size) for _ in range(3_000)]
+    for block in blocks:
+        ctypes.memset(block, 1, size)
+    kept = blocks[1::10]  # in use between the others, which leave holes that free() keeps
+    for i, block in enumerate(blocks):
+        if i % 10 != 1:
+            libc.free(block)
+    before = _rss_mb()
+    assert compression.release_freed_memory()
+    assert _rss_mb() < before - 100  # of the ~170 MB in holes
+    for block in kept:
+        libc.free(block)

@@ -11,8 +11,10 @@ are; `retrain` fits new centroids to the whole corpus and recompresses it.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -139,6 +141,7 @@ def _train(sources: Sources, source_codec: ResidualCodec | None, settings: Plaid
     if total == 0:
         msg = "there are no documents to train the index's centroids on"
         raise EmptyIndexError(msg)
+    release_freed_memory()
     n_centroids = min(settings.n_centroids or _auto_centroids(total, dim, settings.max_centroids), total)
     rng = np.random.default_rng(settings.seed)
     share = min(1.0, max(16 * n_centroids, 1 << 16) / total)
@@ -155,6 +158,18 @@ def _train(sources: Sources, source_codec: ResidualCodec | None, settings: Plaid
     return ResidualCodec.train(
         sample_array, n_centroids=n_centroids, nbits=settings.nbits, seed=settings.seed, niter=settings.kmeans_iters
     )
+
+
+def release_freed_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc's `malloc_trim`; elsewhere
+    nothing); whether it could. Encoding frees hundreds of MB of activations into the heap,
+    which glibc keeps for reuse; training then allocates its sample and k-means beside them.
+    Trimming first (~30 ms) brought a SciFact build's peak RSS from 1.6 to 1.25 GB."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform == "linux" else None
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def _auto_centroids(tokens: int, dim: int, cap: int) -> int:
