@@ -20,7 +20,7 @@ or compressed (PLAID index; see search/codec.py for the codec they need):
 * ``norms.npy``: (n_tokens,) float16 length of centroid + residual (decoding divides by it);
 * ``ivf_offsets.npy``, ``ivf_docs.npy``: the inverted lists: centroid c is used by the
   segment's documents (rows) ``ivf_docs[ivf_offsets[c]:ivf_offsets[c + 1]]``, each once
-  (uint16 rows where the segment has at most 65,536, else int32 as every format 3 segment).
+  (uint16 rows where the segment has at most 65,536, else int32; format 3 wrote int32).
 
 A segment is never edited: deletes are tombstones (row numbers) in the manifest, and
 compaction writes new segments.
