@@ -197,12 +197,13 @@ class DocumentTable:
         try:
             line = decompressor.decompress(stored)
         except zlib.error as exc:
-            msg = f"cannot read document row {row} of {self.folder / self._file}: {exc}"
-            raise IndexCorruptError(msg) from exc
+            raise self._unreadable(row, exc) from exc
         if not decompressor.eof or decompressor.unused_data:
-            msg = f"cannot read document row {row} of {self.folder / self._file}: its compressed line is cut short"
-            raise IndexCorruptError(msg)
+            raise self._unreadable(row, "its compressed line is cut short")
         return line
+
+    def _unreadable(self, row: int, why: object) -> IndexCorruptError:
+        return IndexCorruptError(f"cannot read document row {row} of {self.folder / self._file}: {why}")
 
     def read(self, rows: Iterable[int]) -> list[Row]:
         """The rows at `rows`, in that order."""
@@ -214,8 +215,7 @@ class DocumentTable:
                     Row(item["doc_id"], item["text"], item["metadata"], int(item["passage"]), int(item["start"]))
                 )
             except (ValueError, KeyError, TypeError) as exc:
-                msg = f"cannot read document row {row} of {self.folder / self._file}: {exc}"
-                raise IndexCorruptError(msg) from exc
+                raise self._unreadable(row, exc) from exc
         return out
 
     def read_ids(self, rows: Iterable[int]) -> list[str]:
@@ -230,8 +230,7 @@ class DocumentTable:
                     raise ValueError(msg)
                 doc_id, _ = decoder.raw_decode(line.decode("utf-8"), len(_ID_PREFIX))
             except ValueError as exc:
-                msg = f"cannot read document row {row} of {self.folder / self._file}: {exc}"
-                raise IndexCorruptError(msg) from exc
+                raise self._unreadable(row, exc) from exc
             out.append(doc_id)
         return out
 
