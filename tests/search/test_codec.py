@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from colbert_retriever import ConfigError, MissingDependencyError
+from colbert_retriever.search import codec as codec_module
 from colbert_retriever.search.codec import ResidualCodec, _pack, _unpack
 
 
@@ -145,3 +146,45 @@ def test_centroids_that_are_not_half_values_are_saved_in_float32(tmp_path) -> No
     entry = old.save(tmp_path / "codec", tokens_at_training=len(data))
     assert np.load(tmp_path / "codec" / "centroids.npy").dtype == np.float32
     np.testing.assert_array_equal(ResidualCodec.load(tmp_path / "codec", entry, verify=False).centroids, old.centroids)
+
+
+def test_many_centroids_are_searched_through_an_ivf_that_finds_nearly_the_exact_nearest() -> None:
+    """From `_IVF_CENTROIDS` on, assignment probes 1/8 of an IVF's lists: an approximation,
+    which must find the exact nearest centroid for nearly every token and score it exactly."""
+    import faiss
+
+    n_centroids = codec_module._IVF_CENTROIDS
+    centroids = clustered(n_centroids, dim=32, n_clusters=512, spread=0.5, seed=1)
+    tokens = clustered(20_000, dim=32, n_clusters=512, spread=0.5, seed=1)[::-1].copy()
+    codec = ResidualCodec.from_buckets(centroids, np.zeros(7, np.float32), 2, -1.0)
+    assert isinstance(codec._centroid_index, faiss.IndexIVFFlat)
+    codes, scores = codec.assign(tokens)
+    np.testing.assert_allclose(scores, np.sum(tokens * centroids[codes], axis=1), atol=1e-5)
+    similarities = tokens @ centroids.T
+    exact = similarities.argmax(axis=1)
+    assert np.mean(codes == exact) > 0.95
+    assert np.mean(similarities.max(axis=1) - scores) < 0.005
+    assert codec.assign(tokens[:10])[0].tolist() == codes[:10].tolist()  # the cached index answers the same
+
+
+def test_fewer_centroids_are_compared_with_every_token() -> None:
+    import faiss
+
+    codec = ResidualCodec.train(clustered(2_000), n_centroids=16, nbits=2)
+    assert isinstance(codec._centroid_index, faiss.IndexFlatIP)
+    tokens = clustered(500, seed=3)
+    np.testing.assert_array_equal(codec.assign(tokens)[0], (tokens @ codec.centroids.T).argmax(axis=1))
+
+
+def test_k_means_through_the_ivf_fits_as_well_as_exact_k_means(monkeypatch: pytest.MonkeyPatch) -> None:
+    sample = clustered(3 * codec_module._IVF_CENTROIDS, dim=32, n_clusters=512, spread=0.5)
+
+    def fit() -> float:
+        centroids = codec_module.kmeans(sample, codec_module._IVF_CENTROIDS, seed=0, niter=4)
+        np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-3)
+        return float(np.mean((sample @ centroids.T).max(axis=1)))
+
+    through_ivf = fit()
+    monkeypatch.setattr(codec_module, "_IVF_CENTROIDS", codec_module._IVF_CENTROIDS + 1)
+    exact = fit()
+    assert through_ivf > exact - 0.005
