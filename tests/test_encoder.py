@@ -79,7 +79,7 @@ def test_stanford_and_pylate_formats_encode_identically(checkpoints) -> None:
 
 
 def test_plain_format_returns_normalised_token_states(checkpoints) -> None:
-    enc = Encoder.from_pretrained(checkpoints["plain"], show_progress=False)
+    enc = Encoder.from_pretrained(checkpoints["plain"], precision="float32", show_progress=False)
     assert enc.checkpoint.format == "transformers"
     assert enc.dim == 32
     batch = enc.tokenize(["the cat, the dog"], is_query=False)
