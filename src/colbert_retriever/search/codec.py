@@ -190,6 +190,7 @@ class ResidualCodec:
 
     @cached_property
     def _centroid_index(self) -> Any:
+        """`_filled_index` of the centroids, built once per codec rather than once per call."""
         return _filled_index(self.centroids)
 
     @cached_property
@@ -264,7 +265,7 @@ def kmeans(sample: np.ndarray, n_centroids: int, *, seed: int, niter: int) -> np
     """(n_centroids, dim) float32 unit centroids of spherical k-means over `sample` (FAISS),
     rounded to float16 values so that a codec stores them in half the bytes, exactly.
 
-    Each iteration assigns the sample to the centroids through `_centroid_index`: with many
+    Each iteration assigns the sample to the centroids through `_empty_index`: with many
     centroids an IVF, its lists learned once from the sample (where the centroids lie)."""
     try:
         import faiss
@@ -276,7 +277,7 @@ def kmeans(sample: np.ndarray, n_centroids: int, *, seed: int, niter: int) -> np
     clustering = faiss.Clustering(dim, n_centroids)
     clustering.niter, clustering.seed, clustering.spherical = niter, seed, True
     clustering.min_points_per_centroid, clustering.verbose = 1, False
-    clustering.train(sample, _centroid_index(dim, n_centroids, train_on=sample))
+    clustering.train(sample, _empty_index(dim, n_centroids, train_on=sample))
     centroids = faiss.vector_to_array(clustering.centroids).reshape(n_centroids, dim)
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     return centroids.astype(np.float16).astype(np.float32)  # stored in float16: residuals are taken from these
@@ -307,14 +308,14 @@ def _nearest(vectors: np.ndarray, index: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _filled_index(centroids: np.ndarray) -> Any:
-    """`_centroid_index` holding `centroids`, its IVF lists (if any) learned from them."""
+    """`_empty_index` holding `centroids`, its IVF lists (if any) learned from them."""
     centroids = np.ascontiguousarray(centroids, dtype=np.float32)
-    index = _centroid_index(centroids.shape[1], len(centroids), train_on=centroids)
+    index = _empty_index(centroids.shape[1], len(centroids), train_on=centroids)
     index.add(centroids)
     return index
 
 
-def _centroid_index(dim: int, n_centroids: int, *, train_on: np.ndarray) -> Any:
+def _empty_index(dim: int, n_centroids: int, *, train_on: np.ndarray) -> Any:
     """An empty FAISS inner-product index to find tokens' nearest of `n_centroids` centroids.
 
     Below `_IVF_CENTROIDS` it compares a token with every centroid (`IndexFlatIP`). From there
