@@ -23,10 +23,10 @@ import faiss
 import numpy as np
 import torch
 
-from colbert_retriever.compression import token_vectors
-from colbert_retriever.index import Index
-from colbert_retriever.search import codec as codec_module
-from colbert_retriever.search.codec import ResidualCodec
+from colbert_retriever.stores.folder import codec as codec_module
+from colbert_retriever.stores.folder.codec import ResidualCodec
+from colbert_retriever.stores.folder.compression import token_vectors
+from colbert_retriever.stores.folder.index import Index
 
 KMEANS_ITERS = 4  # PlaidConfig.kmeans_iters
 TOKENS_PER_CENTROID = 16  # compression._train's sample

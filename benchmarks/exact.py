@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from colbert_retriever import ColBERT, Encoder
-from colbert_retriever.corpus import read_corpus, read_jsonl
+from colbert_retriever.text.corpus import read_corpus, read_jsonl
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from colbert_retriever import ColBERT, Index, SearchConfig
-from colbert_retriever.corpus import read_qrels, read_queries
 from colbert_retriever.metrics import evaluate
-from colbert_retriever.storage.lexical import FILE, write_lexical
+from colbert_retriever.stores.folder.lexical import FILE, write_lexical
+from colbert_retriever.text.corpus import read_qrels, read_queries
 
 WEIGHTS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
 

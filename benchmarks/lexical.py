@@ -6,7 +6,7 @@ Indexes each collection's corpus (title and text, as the CLI does) with SQLite F
 standard library's sqlite3, BM25 ranking, porter stemmer) and with bm25s (PyStemmer's
 English stemmer, English stop words), then answers the test queries at k=100. Prints build
 time, size, ms per query, nDCG@10 and Recall@100 per engine. Then the side index as the
-library stores it (storage/lexical.py: one FTS5 file per segment, BM25 statistics per
+library stores it (stores/folder/lexical.py: one FTS5 file per segment, BM25 statistics per
 segment) over the whole corpus in one segment and split into segments of 1,024 and 256
 documents, results merged by score. Asserts nothing. Needs the `bm25s` and `PyStemmer`
 packages (not dependencies of colbert-retriever).
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from colbert_retriever.corpus import read_corpus, read_qrels, read_queries
 from colbert_retriever.metrics import evaluate
-from colbert_retriever.storage.lexical import LexicalTable, match_expression, write_lexical
+from colbert_retriever.stores.folder.lexical import LexicalTable, match_expression, write_lexical
+from colbert_retriever.text.corpus import read_corpus, read_qrels, read_queries
 
 _WORD = re.compile(r"\w+")
 

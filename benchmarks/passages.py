@@ -21,8 +21,8 @@ import torch
 
 from colbert_retriever import ColBERT, SearchConfig
 from colbert_retriever.cli import main
-from colbert_retriever.corpus import read_qrels, read_queries
 from colbert_retriever.metrics import evaluate
+from colbert_retriever.text.corpus import read_qrels, read_queries
 
 WEIGHTS = {"MaxP": (1.0,), "top2 (1, 0.5)": (1.0, 0.5), "top3 (1, 0.5, 0.25)": (1.0, 0.5, 0.25)}
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from colbert_retriever import Encoder, PlaidConfig
-from colbert_retriever.corpus import read_corpus, read_jsonl, read_qrels
-from colbert_retriever.index import Index
 from colbert_retriever.metrics import evaluate
-from colbert_retriever.storage import DocumentBatch
+from colbert_retriever.stores.folder.index import Index
+from colbert_retriever.stores.protocol import DocumentBatch
+from colbert_retriever.text.corpus import read_corpus, read_jsonl, read_qrels
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from colbert_retriever import DocumentBatch, Encoder, Index, SearchConfig
-from colbert_retriever.corpus import read_corpus
-from colbert_retriever.precision import encoding_precision, half_matmul_is_fast, native_bfloat16, scoring_dtype
+from colbert_retriever.devices import half_matmul_is_fast, scoring_dtype
+from colbert_retriever.model.precision import encoding_precision, native_bfloat16
+from colbert_retriever.text.corpus import read_corpus
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
 DIM = 128

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-import colbert_retriever.search.dispatch as dispatch
-import colbert_retriever.search.plaid as plaid
+import colbert_retriever.pipeline.search as dispatch
+import colbert_retriever.stores.folder.plaid as plaid
 from colbert_retriever import ColBERT, SearchConfig
-from colbert_retriever.corpus import read_qrels, read_queries
 from colbert_retriever.metrics import evaluate
+from colbert_retriever.text.corpus import read_qrels, read_queries
 
 # (module, function, stage): stage 1 (query x centroids) runs inline in plaid_search and is
 # what remains of it once the wrapped stages are taken out.

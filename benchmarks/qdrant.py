@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from colbert_retriever import ColBERT, Index, QdrantConfig
-from colbert_retriever.corpus import read_qrels, read_queries
 from colbert_retriever.metrics import evaluate
-from colbert_retriever.qdrant.edge import EdgeCollection
-from colbert_retriever.qdrant.store import QdrantStore
-from colbert_retriever.storage import DocumentBatch
+from colbert_retriever.stores.protocol import DocumentBatch
+from colbert_retriever.stores.qdrant.edge import EdgeCollection
+from colbert_retriever.stores.qdrant.store import QdrantStore
+from colbert_retriever.text.corpus import read_qrels, read_queries
 
 K = 100
 

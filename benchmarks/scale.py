@@ -156,7 +156,7 @@ def open_cold(path: Path) -> dict[str, float]:
 
 def filter_costs(index: object, qs: list[np.ndarray], label: str) -> dict[str, float]:
     """Evaluating each filter over every document, and searching with it against without."""
-    from colbert_retriever.filters import compile_filter
+    from colbert_retriever.stores.folder.filtering import compile_filter
 
     figures: dict[str, float] = {}
     segments = index._snapshot.segments  # type: ignore[attr-defined]

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from colbert_retriever.corpus import read_qrels, read_queries
 from colbert_retriever.metrics import evaluate
+from colbert_retriever.text.corpus import read_qrels, read_queries
 
 # Run by colbert-ai's interpreter: argv = collection folder, experiments root, index name.
 # Prints one {"qid", "doc_id"} line per hit, best first.

@@ -28,7 +28,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnablePassthrough
 
-from colbert_retriever.corpus import read_corpus
+from colbert_retriever.text.corpus import read_corpus
 
 CORPUS = Path(__file__).with_name("corpus.jsonl")
 PROMPT = ChatPromptTemplate.from_template(

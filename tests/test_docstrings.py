@@ -7,12 +7,14 @@ from types import ModuleType
 
 import pytest
 
-from colbert_retriever import maxsim, metrics, pooling
-from colbert_retriever.search import codec
-from colbert_retriever.storage import segment
+from colbert_retriever import maxsim, metrics
+from colbert_retriever.pipeline import fusion
+from colbert_retriever.stores.folder import codec, lexical, pooling, segment
+
+MODULES = [maxsim, metrics, fusion, pooling, codec, lexical, segment]
 
 
-@pytest.mark.parametrize("module", [maxsim, metrics, pooling, codec, segment], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples(module: ModuleType) -> None:
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0

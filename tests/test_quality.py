@@ -19,8 +19,8 @@ import pytest
 
 from colbert_retriever import ColBERT, DocumentBatch, Encoder, Index
 from colbert_retriever.cli import main
-from colbert_retriever.corpus import read_jsonl, read_qrels
 from colbert_retriever.metrics import evaluate
+from colbert_retriever.text.corpus import read_jsonl, read_qrels
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.real_model]
 

@@ -13,6 +13,7 @@ from colbert_retriever import (
     DuplicateIdError,
     IndexConfig,
     ModelMismatchError,
+    QdrantConfig,
 )
 
 TEXTS = [
@@ -231,3 +232,36 @@ def test_result_fields_leave_the_users_metadata_keys_alone() -> None:
 
     hit = Hit("d", 2.0, 0.5, 1, "text", metadata={"rank": "gold", "doc_id": "mine"}, passage=1, start=3, end=7)
     assert hit.cited_metadata() == {"rank": "gold", "doc_id": "mine", "score": 2.0, "passage": 1, "start": 3, "end": 7}
+
+
+@pytest.mark.parametrize("change", ["delete", "upsert"])
+@pytest.mark.parametrize("where", ["folder", "qdrant"])
+def test_highlights_come_from_the_state_the_search_read(
+    tmp_path: Path, checkpoints, monkeypatch: pytest.MonkeyPatch, where: str, change: str
+) -> None:
+    """A write that lands between a search and the explanation of its hits changes neither:
+    the hit is explained from the passage the search scored."""
+    if where == "qdrant":
+        pytest.importorskip("qdrant_client")
+    location = QdrantConfig(path=":memory:", show_progress=False) if where == "qdrant" else tmp_path / "idx"
+    retriever = ColBERT.create(location, model=checkpoints["stanford"], show_progress=False)
+    retriever.add(["the cat sat on the mat.", "the red car and the blue train."], ids=["cat", "car"])
+    query_tokens, writes = retriever.encoder.query_tokens, []
+
+    def write_first(query: str) -> list[str]:  # runs after the search, before its hits are explained
+        if not writes:
+            writes.append(change)
+            if change == "delete":
+                retriever.delete(["cat"])
+            else:
+                retriever.upsert(["music plays in the green house."], ids=["cat"])
+        return query_tokens(query)
+
+    monkeypatch.setattr(retriever.encoder, "query_tokens", write_first)
+    (hit,) = retriever.search("the cat on the mat", k=1, mode="late", highlights=True)
+    assert writes == [change]
+    assert hit.doc_id == "cat"
+    assert hit.explanation is not None
+    assert hit.explanation.text == hit.text == "the cat sat on the mat."
+    assert hit.explanation.score == pytest.approx(hit.passage_score, abs=1e-2)
+    assert hit.highlights

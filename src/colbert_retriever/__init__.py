@@ -32,23 +32,23 @@ from colbert_retriever.errors import (
     ModelMismatchError,
     StoreError,
 )
-from colbert_retriever.qdrant.config import QdrantConfig
 from colbert_retriever.results import Document, Explanation, Hit, IndexInfo, RerankHit, TokenMatch
+from colbert_retriever.stores.qdrant.config import QdrantConfig
 
 if TYPE_CHECKING:
-    from colbert_retriever.encoder import Encoder
     from colbert_retriever.filters import Filter
-    from colbert_retriever.index import Index
+    from colbert_retriever.model.encoder import Encoder
     from colbert_retriever.retriever import ColBERT
-    from colbert_retriever.storage import DocumentBatch, Store
+    from colbert_retriever.stores.folder.index import Index
+    from colbert_retriever.stores.protocol import DocumentBatch, Store
 
 _LAZY = {
     "ColBERT": "colbert_retriever.retriever",
-    "DocumentBatch": "colbert_retriever.storage",
-    "Encoder": "colbert_retriever.encoder",
+    "DocumentBatch": "colbert_retriever.stores.protocol",
+    "Encoder": "colbert_retriever.model.encoder",
     "Filter": "colbert_retriever.filters",
-    "Index": "colbert_retriever.index",
-    "Store": "colbert_retriever.storage",
+    "Index": "colbert_retriever.stores.folder.index",
+    "Store": "colbert_retriever.stores.protocol",
 }
 
 

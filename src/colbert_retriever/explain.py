@@ -14,10 +14,31 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from colbert_retriever.encoder import Encoder
 from colbert_retriever.errors import IndexCorruptError
+from colbert_retriever.model.encoder import Encoder
 from colbert_retriever.results import Explanation, TokenMatch
-from colbert_retriever.storage.documents import Row
+from colbert_retriever.stores.protocol import Reader, Row
+
+
+def explain(
+    encoder: Encoder,
+    reader: Reader,
+    query: np.ndarray,
+    query_tokens: Sequence[str],
+    doc_id: str,
+    numbers: Sequence[int] | None,
+) -> Explanation:
+    """The `Explanation` of the passage of `doc_id` (among those numbered `numbers`, or all)
+    that matches the query best, read from `reader`: the state a search scored, so a write
+    racing it cannot change what its hits' highlights show.
+
+    Raises:
+        DocumentNotFoundError: `doc_id` is not in that state.
+    """
+    explained = [
+        explain_passage(encoder, query, query_tokens, row, vectors) for row, vectors in reader.passages(doc_id, numbers)
+    ]
+    return max(explained, key=lambda e: e.score)
 
 
 def explain_passage(

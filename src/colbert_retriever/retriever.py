@@ -19,7 +19,6 @@ import numpy as np
 
 from colbert_retriever.config import (
     Chunking,
-    EncoderConfig,
     IndexConfig,
     IndexType,
     Mode,
@@ -27,16 +26,17 @@ from colbert_retriever.config import (
     SearchConfig,
     Unit,
 )
-from colbert_retriever.corpus import zip_documents
-from colbert_retriever.encoder import Encoder
-from colbert_retriever.errors import ConfigError, IndexCorruptError
-from colbert_retriever.explain import explain_passage
+from colbert_retriever.errors import ConfigError
+from colbert_retriever.explain import explain
 from colbert_retriever.filters import Filter
 from colbert_retriever.maxsim import maxsim, pad_queries
-from colbert_retriever.passages import encode_documents
+from colbert_retriever.model.encoder import Encoder
+from colbert_retriever.pipeline.search import search
 from colbert_retriever.results import Document, Explanation, Hit, IndexInfo, RerankHit
-from colbert_retriever.storage import Store
-from colbert_retriever.stores import Location, create_store, describe, open_store, store_exists
+from colbert_retriever.stores.location import Location, create_store, describe, open_store, store_exists
+from colbert_retriever.stores.protocol import Reader, Store
+from colbert_retriever.text.corpus import zip_documents
+from colbert_retriever.text.passages import encode_documents
 from colbert_retriever.validation import check_columns, check_texts
 
 _SPLIT = Chunking()
@@ -168,7 +168,9 @@ class ColBERT:
         """
         store = open_store(location, config=index_config, search_config=search_config)
         try:
-            encoder = _recorded_encoder(store.model, model, describe(location), trust_remote_code, settings)
+            encoder = Encoder.for_index(
+                store.model, describe(location), model=model, trust_remote_code=trust_remote_code, **settings
+            )
         except BaseException:
             store.close()
             raise
@@ -230,7 +232,7 @@ class ColBERT:
         """Encode and store `Document`s (id, text, metadata), all or nothing; return their ids.
 
         The same as `add` (or `upsert` with `upsert=True`) for a stream of records, e.g.
-        `colbert_retriever.corpus.read_corpus(path)`; the stream is read once, chunk by chunk.
+        `colbert_retriever.text.corpus.read_corpus(path)`; the stream is read once, chunk by chunk.
         """
         if isinstance(documents, (str, Document)) or not isinstance(documents, Iterable):
             msg = f"documents must be an iterable of Document, got {type(documents).__name__}"
@@ -306,12 +308,13 @@ class ColBERT:
         """`search` for many queries at once (one pass over the index); one list per query."""
         queries = check_texts(queries, "queries")
         store = self.index
+        reader = store.reader(filters, vectors=highlights)  # one state for the search and its highlights
         vectors = self.encoder.encode_queries(queries)
-        found = store.search(vectors, k=k, filters=filters, unit=unit, mode=mode, texts=queries)
+        found = search(reader, vectors, k=k, config=store.search_config, unit=unit, mode=mode, texts=queries)
         if not highlights:
             return found
         return [
-            [dataclasses.replace(hit, explanation=self._explain(q, tokens, hit.doc_id, [hit.passage])) for hit in hits]
+            [dataclasses.replace(hit, explanation=self._explain(reader, q, tokens, hit)) for hit in hits]
             for q, tokens, hits in zip(vectors, map(self.encoder.query_tokens, queries), found, strict=True)
         ]
 
@@ -329,14 +332,10 @@ class ColBERT:
         """
         check_texts([query], "queries")
         vectors = self.encoder.encode_queries([query])[0]
-        return self._explain(vectors, self.encoder.query_tokens(query), doc_id, None)
+        return explain(self.encoder, self.index.reader(), vectors, self.encoder.query_tokens(query), doc_id, None)
 
-    def _explain(self, vectors: np.ndarray, tokens: list[str], doc_id: str, passages: list[int] | None) -> Explanation:
-        explained = [
-            explain_passage(self.encoder, vectors, tokens, row, passage_vectors)
-            for row, passage_vectors in self.index.passages(doc_id, passages)
-        ]
-        return max(explained, key=lambda e: e.score)
+    def _explain(self, reader: Reader, vectors: np.ndarray, tokens: list[str], hit: Hit) -> Explanation:
+        return explain(self.encoder, reader, vectors, tokens, hit.doc_id, [hit.passage])
 
     def rerank(self, query: str, documents: Sequence[str], *, k: int | None = None) -> list[RerankHit]:
         """Score `documents` against `query` by MaxSim, without an index.
@@ -381,20 +380,3 @@ class ColBERT:
         )
         store.write(batches, upsert=upsert)
         return written
-
-
-def _recorded_encoder(
-    recorded: dict[str, Any], model: str | Path | None, where: str, trust_remote_code: bool, settings: dict[str, Any]
-) -> Encoder:
-    """The encoder for a store filled by the model `recorded`: its token layout, not the
-    checkpoint's defaults; `model` (default: the recorded name) must be that model."""
-    try:
-        config = EncoderConfig(**recorded["layout"])
-    except (KeyError, TypeError, ValueError) as exc:
-        msg = f"{where}: the model settings it records are unreadable ({exc})"
-        raise IndexCorruptError(msg) from exc
-    encoder = Encoder.from_pretrained(
-        model if model is not None else recorded["name"], config=config, trust_remote_code=trust_remote_code, **settings
-    )
-    encoder.fingerprint.check_index(recorded, where)
-    return encoder

@@ -294,7 +294,7 @@ def test_a_failed_index_leaves_nothing_behind(
     elif problem == "not utf-8":
         bad.write_bytes(("\n".join(lines) + "\n").encode() + '{"_id": "x", "text": "caf\xe9"}\n'.encode("latin-1"))
     elif problem == "interrupted":
-        from colbert_retriever.encoder import Encoder
+        from colbert_retriever.model.encoder import Encoder
 
         bad = corpus
 
@@ -460,7 +460,7 @@ def test_a_waiting_writer_says_who_holds_the_lock(built: Path, capsys: pytest.Ca
     import os
     import threading
 
-    from colbert_retriever.storage.atomic import writer_lock
+    from colbert_retriever.atomic import writer_lock
 
     held, release = threading.Event(), threading.Event()
 

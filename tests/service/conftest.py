@@ -13,8 +13,8 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
 from colbert_retriever import ColBERT  # noqa: E402
-from colbert_retriever.corpus import read_corpus  # noqa: E402
 from colbert_retriever.service import ServiceConfig, create_app  # noqa: E402
+from colbert_retriever.text.corpus import read_corpus  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

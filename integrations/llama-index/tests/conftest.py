@@ -18,7 +18,7 @@ def model_path() -> Path:
 def colbert(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
     """A ColBERT over examples/corpus.jsonl, built once per session."""
     from colbert_retriever import ColBERT
-    from colbert_retriever.corpus import read_corpus
+    from colbert_retriever.text.corpus import read_corpus
 
     colbert = ColBERT.create(tmp_path_factory.mktemp("example") / "index", model=model_path, show_progress=False)
     colbert.add_documents(read_corpus(EXAMPLES / "corpus.jsonl"))

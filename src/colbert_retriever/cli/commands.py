@@ -26,7 +26,7 @@ logger = logging.getLogger("colbert_retriever.cli")
 def index(args: argparse.Namespace) -> int:
     from colbert_retriever.config import PlaidConfig
     from colbert_retriever.retriever import ColBERT
-    from colbert_retriever.stores import store_exists
+    from colbert_retriever.stores.location import store_exists
 
     location = _location(args)
     if args.nbits is not None and args.index_type == "exact":
@@ -79,7 +79,7 @@ def add(args: argparse.Namespace) -> int:
 
 
 def delete(args: argparse.Namespace) -> int:
-    from colbert_retriever.stores import open_store
+    from colbert_retriever.stores.location import open_store
 
     with closing(open_store(_location(args))) as store:
         before = len(store)
@@ -89,7 +89,7 @@ def delete(args: argparse.Namespace) -> int:
 
 
 def compact(args: argparse.Namespace) -> int:
-    from colbert_retriever.index import Index
+    from colbert_retriever.stores.folder.index import Index
 
     store = Index.open(args.index)
     store.compact(lexical=args.lexical)
@@ -100,7 +100,7 @@ def compact(args: argparse.Namespace) -> int:
 
 
 def retrain(args: argparse.Namespace) -> int:
-    from colbert_retriever.index import Index
+    from colbert_retriever.stores.folder.index import Index
 
     store = Index.open(args.index)
     store.retrain(force=args.force)
@@ -109,7 +109,7 @@ def retrain(args: argparse.Namespace) -> int:
 
 
 def search(args: argparse.Namespace) -> int:
-    from colbert_retriever.corpus import read_queries
+    from colbert_retriever.text.corpus import read_queries
 
     if (args.query is None) == (args.queries is None):
         print("error: give either a query or --queries FILE", file=sys.stderr)
@@ -174,8 +174,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    from colbert_retriever.index import Index
-    from colbert_retriever.stores import open_store
+    from colbert_retriever.stores.folder.index import Index
+    from colbert_retriever.stores.location import open_store
 
     with closing(open_store(_location(args))) as store:  # sizes only: fast on any index folder
         if args.verify:
@@ -196,8 +196,8 @@ def info(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from colbert_retriever.corpus import read_qrels, read_queries
     from colbert_retriever.metrics import evaluate
+    from colbert_retriever.text.corpus import read_qrels, read_queries
 
     qrels = read_qrels(args.qrels)
     qids, texts = read_queries(args.queries)
@@ -249,7 +249,7 @@ def _location(args: argparse.Namespace) -> Any:
     as a QdrantConfig."""
     if getattr(args, "index", None) is not None:
         return Path(args.index)
-    from colbert_retriever.qdrant.config import QdrantConfig
+    from colbert_retriever.stores.qdrant.config import QdrantConfig
 
     show_progress = not args.quiet
     if args.qdrant_url is not None:
@@ -261,7 +261,7 @@ def _location(args: argparse.Namespace) -> Any:
 
 
 def _where(args: argparse.Namespace) -> str:
-    from colbert_retriever.stores import describe
+    from colbert_retriever.stores.location import describe
 
     return describe(_location(args))
 
@@ -269,7 +269,7 @@ def _where(args: argparse.Namespace) -> str:
 def _remove_unused(retriever: Any, location: Any, *, remove_folder: bool) -> None:
     """Undo the creation of an index whose first write failed."""
     if isinstance(location, Path):
-        from colbert_retriever.storage.manifest import remove_unused_index
+        from colbert_retriever.stores.folder.manifest import remove_unused_index
 
         remove_unused_index(location, remove_folder=remove_folder)
     else:
@@ -277,7 +277,7 @@ def _remove_unused(retriever: Any, location: Any, *, remove_folder: bool) -> Non
 
 
 def _corpus(args: argparse.Namespace) -> Corpus:
-    from colbert_retriever.corpus import count_documents, read_corpus
+    from colbert_retriever.text.corpus import count_documents, read_corpus
 
     return Corpus(read_corpus(args.input), total=count_documents(args.input), strict=args.strict)
 

@@ -1,0 +1,367 @@
+"""Texts to per-token vectors: the only module that builds torch models.
+
+Token layout follows the reference implementations (colbert-ai's `QueryTokenizer` /
+`DocTokenizer`, PyLate's `ColBERT.tokenize`), checked against their recorded outputs in
+tests/test_parity.py:
+
+* ``[CLS] marker tokens... [SEP]``, truncated so the whole sequence fits the max length;
+* queries padded with [MASK] to ``query_maxlen`` (query augmentation); the padding is
+  attended to only if the checkpoint says so, yet every position gets a vector;
+* documents keep the vectors of their real tokens minus the skiplist (punctuation);
+* every vector is L2-normalised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from colbert_retriever.config import EncoderConfig
+from colbert_retriever.devices import resolve_device
+from colbert_retriever.errors import CheckpointError, ConfigError, IndexCorruptError
+from colbert_retriever.model.checkpoint import ACTIVATIONS, Checkpoint, ProjectionLayer, load_checkpoint
+from colbert_retriever.model.fingerprint import ModelFingerprint
+from colbert_retriever.model.precision import encoding_precision
+from colbert_retriever.model.transformer import load_tokenizer, load_transformer
+from colbert_retriever.validation import check_texts
+
+logger = logging.getLogger(__name__)
+_OFFSETS = {"return_offsets_mapping": True, "return_attention_mask": False, "verbose": False}
+
+
+@dataclass(frozen=True)
+class TokenizedBatch:
+    """Token ids of a batch, padded to one length.
+
+    Attributes:
+        input_ids: (n_texts, length) int64 ids fed to the encoder.
+        attention_mask: (n_texts, length) int64, 1 where the encoder attends.
+        keep: (n_texts, length) bool, True where the token's vector is returned.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    keep: torch.Tensor
+
+
+class Encoder:
+    """A ColBERT encoder: `encode_queries` and `encode_documents` give one vector per token.
+
+    Build it with `Encoder.from_pretrained(model)`; `model` is a local folder or a Hugging
+    Face id in any format `checkpoint.load_checkpoint` reads. Encoding is thread-safe.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        transformer: Any,
+        tokenizer: Any,
+        config: EncoderConfig,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.config = config
+        self.device = resolve_device(config.device)
+        self._transformer = transformer.eval().to(self.device)
+        layers = (_build_linear(layer) for layer in checkpoint.projection)
+        self._projection = torch.nn.Sequential(*layers).eval().to(self.device)
+        self._tokenizer = tokenizer
+        # Fast tokenizers raise "Already borrowed" when two threads change truncation at once.
+        self._tokenizer_lock = threading.Lock()
+        self._reported_cut = False  # a query longer than query_maxlen is logged once
+        self.precision = encoding_precision(config.precision, self.device)  # what "auto" resolved to here
+        self._ids = _special_ids(tokenizer, config)
+        last = checkpoint.projection[-1].weight.shape[0] if checkpoint.projection else transformer.config.hidden_size
+        self.dim = int(last)
+        self._fingerprint: ModelFingerprint | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path,
+        config: EncoderConfig | None = None,
+        *,
+        trust_remote_code: bool = False,
+        **overrides: Any,
+    ) -> Encoder:
+        """Load a checkpoint folder or hub id.
+
+        Args:
+            model: Local folder or Hugging Face id (resolved through the local cache).
+            config: Replaces the settings read from the checkpoint altogether.
+            trust_remote_code: Allow the checkpoint to run its own Python code. Off by
+                default; turn it on only for checkpoints you trust.
+            **overrides: `EncoderConfig` fields to change, e.g. `doc_maxlen=300`,
+                `precision="bfloat16"`, `batch_size=64`.
+
+        Raises:
+            CheckpointError: the folder is missing, incomplete or of an unknown format.
+            ConfigError: an override is not an `EncoderConfig` field or is invalid.
+        """
+        checkpoint = load_checkpoint(model)
+        config = config or checkpoint.config
+        fields = {f.name for f in dataclasses.fields(EncoderConfig)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            msg = f"unknown encoder setting(s) {unknown}; valid ones: {sorted(fields)}"
+            raise ConfigError(msg)
+        config = dataclasses.replace(config, **overrides)
+        if config.n_threads is not None:
+            torch.set_num_threads(config.n_threads)
+
+        tokenizer = load_tokenizer(checkpoint.path, trust_remote_code=trust_remote_code)
+        transformer = load_transformer(checkpoint.path, trust_remote_code=trust_remote_code)
+        hidden = int(transformer.config.hidden_size)
+        if checkpoint.projection and checkpoint.projection[0].weight.shape[1] != hidden:
+            shape = tuple(checkpoint.projection[0].weight.shape)
+            msg = f"{checkpoint.path}: projection expects {shape[1]} inputs but the encoder's hidden size is {hidden}"
+            raise CheckpointError(msg)
+        return cls(checkpoint, transformer, tokenizer, config)
+
+    @classmethod
+    def for_index(
+        cls,
+        recorded: dict[str, Any],
+        where: str,
+        *,
+        model: str | Path | None = None,
+        trust_remote_code: bool = False,
+        **overrides: Any,
+    ) -> Encoder:
+        """The encoder for the index `where`, filled by the model whose fingerprint it
+        `recorded`: that model's token layout, not the checkpoint's defaults.
+
+        Args:
+            model: The checkpoint (default: the recorded name); it must be the same model.
+            **overrides: Runtime `EncoderConfig` fields (batch_size, precision, ...).
+
+        Raises:
+            IndexCorruptError: the recorded settings are unreadable.
+            DimensionMismatchError, ModelMismatchError: `model` is not the index's model.
+        """
+        try:
+            config = EncoderConfig(**recorded["layout"])
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"{where}: the model settings it records are unreadable ({exc})"
+            raise IndexCorruptError(msg) from exc
+        name = model if model is not None else recorded["name"]
+        encoder = cls.from_pretrained(name, config=config, trust_remote_code=trust_remote_code, **overrides)
+        encoder.fingerprint.check_index(recorded, where)
+        return encoder
+
+    @property
+    def fingerprint(self) -> ModelFingerprint:
+        """Identity of the model and token layout, compared when an index is opened."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(repr(sorted(self.config.layout().items())).encode())
+            modules = (self._transformer, self._projection)
+            for module in modules:
+                for name, tensor in sorted(module.state_dict().items()):
+                    if name.startswith("pooler."):  # unused by ColBERT, often randomly initialised
+                        continue
+                    digest.update(name.encode() + repr(tuple(tensor.shape)).encode())
+                    sample = tensor.detach().flatten()[:1024].float().contiguous()
+                    digest.update(sample.numpy().tobytes())
+            self._fingerprint = ModelFingerprint(
+                name=self.checkpoint.name,
+                format=self.checkpoint.format,
+                dim=self.dim,
+                digest=digest.hexdigest()[:32],
+                layout=self.config.layout(),
+            )
+        return self._fingerprint
+
+    def tokenize(self, texts: Sequence[str], *, is_query: bool) -> TokenizedBatch:
+        """Token ids exactly as the encoder sees them (markers, truncation, padding)."""
+        texts = check_texts(texts, "queries" if is_query else "documents")
+        return self._pad(self._token_ids(texts, is_query=is_query), is_query=is_query)
+
+    def encode_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
+        """One (n_tokens, dim) float32 array per query; `query_maxlen` rows with expansion."""
+        return self._encode(check_texts(queries, "queries"), is_query=True)
+
+    def encode_documents(self, documents: Sequence[str]) -> list[np.ndarray]:
+        """One (n_kept_tokens, dim) float32 array per document, skiplist and padding dropped."""
+        return self._encode(check_texts(documents, "documents"), is_query=False)
+
+    @property
+    def passage_pieces(self) -> int:
+        """Word pieces a document holds: `doc_maxlen` less [CLS], the marker and [SEP]."""
+        return self.config.doc_maxlen - 2 - (self._ids.doc_marker is not None)
+
+    def piece_spans(self, text: str) -> np.ndarray:
+        """(n_pieces, 2) character spans of `text`'s word pieces, uncut, no special tokens."""
+        spans = self._with_offsets(text, add_special_tokens=False)["offset_mapping"]
+        return np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+
+    def document_tokens(self, text: str) -> tuple[list[str], np.ndarray]:
+        """The tokens `encode_documents([text])` returns vectors for, in order: their texts
+        and (n, 2) character spans in `text` (special tokens: an empty span at 0)."""
+        marker, skip = self._ids.doc_marker, set(self._ids.skiplist.tolist())
+        encoded = self._with_offsets(text, truncation=True, max_length=self.passage_pieces + 2)
+        ids, spans = list(encoded["input_ids"]), [tuple(span) for span in encoded["offset_mapping"]]
+        if marker is not None:
+            ids, spans = [*ids[:1], marker, *ids[1:]], [*spans[:1], (0, 0), *spans[1:]]
+        kept = [i for i, token_id in enumerate(ids) if token_id not in skip]
+        tokens = self._tokenizer.convert_ids_to_tokens([ids[i] for i in kept])
+        return list(tokens), np.array([spans[i] for i in kept], dtype=np.int64).reshape(-1, 2)
+
+    def _with_offsets(self, text: str, **settings: Any) -> Any:
+        """Tokenise `text` with each token's character span (which only fast tokenizers give)."""
+        if not getattr(self._tokenizer, "is_fast", False):
+            msg = "adding documents and highlights need a fast tokenizer (character offsets); this checkpoint's is slow"
+            raise CheckpointError(msg)
+        with self._tokenizer_lock:
+            return self._tokenizer(text, **settings, **_OFFSETS)
+
+    def query_tokens(self, query: str) -> list[str]:
+        """The tokens `encode_queries([query])` returns vectors for, [MASK] expansion included."""
+        batch = self.tokenize([query], is_query=True)
+        return list(self._tokenizer.convert_ids_to_tokens(batch.input_ids[0][batch.keep[0]].tolist()))
+
+    def _token_ids(self, texts: list[str], *, is_query: bool) -> list[list[int]]:
+        marker = self._ids.query_marker if is_query else self._ids.doc_marker
+        maxlen = self.config.query_maxlen if is_query else self.config.doc_maxlen
+        with self._tokenizer_lock:
+            ids = self._tokenizer(
+                texts,
+                add_special_tokens=True,
+                truncation=True,
+                max_length=maxlen - (marker is not None),
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+        if is_query and not self._reported_cut:
+            self._report_cut_query(texts, maxlen - (marker is not None))
+        if marker is not None:
+            ids = [[*seq[:1], marker, *seq[1:]] for seq in ids]
+        return ids
+
+    def _report_cut_query(self, texts: list[str], max_length: int) -> None:
+        """Log (once per encoder, at INFO) that a query was longer than `query_maxlen`."""
+        with self._tokenizer_lock:
+            lengths = [len(seq) for seq in self._tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        cut = next((i for i, n in enumerate(lengths) if n > max_length), None)
+        if cut is not None:
+            self._reported_cut = True
+            logger.info(
+                "a query of %d tokens was cut at query_maxlen=%d: %r (reported once)",
+                lengths[cut],
+                self.config.query_maxlen,
+                texts[cut][:80],
+            )
+
+    def _pad(self, ids: list[list[int]], *, is_query: bool) -> TokenizedBatch:
+        cfg = self.config
+        expand = is_query and cfg.query_expansion
+        length = cfg.query_maxlen if expand else max(len(seq) for seq in ids)
+        pad_id = self._ids.pad
+        if expand:
+            assert self._ids.mask is not None, "checked when the encoder was built"
+            pad_id = self._ids.mask
+        input_ids = torch.full((len(ids), length), pad_id, dtype=torch.int64)
+        real = torch.zeros((len(ids), length), dtype=torch.bool)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.int64)
+            real[row, : len(seq)] = True
+        attention = real | (expand and cfg.attend_to_expansion)
+        if expand:
+            keep = torch.ones_like(real)
+        elif is_query:
+            keep = real
+        else:
+            keep = real & ~torch.isin(input_ids, self._ids.skiplist)
+        return TokenizedBatch(input_ids=input_ids, attention_mask=attention.long(), keep=keep)
+
+    def _encode(self, texts: list[str], *, is_query: bool) -> list[np.ndarray]:
+        if not texts:
+            return []
+        ids = self._token_ids(texts, is_query=is_query)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        size = self.config.batch_size
+        starts = range(0, len(order), size)
+        bar = tqdm(
+            starts,
+            desc="Encoding queries" if is_query else "Encoding documents",
+            unit="batch",
+            disable=not self.config.show_progress or len(starts) < 2,
+            leave=False,
+        )
+        out: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for start in bar:
+            rows = order[start : start + size]
+            batch = self._pad([ids[i] for i in rows], is_query=is_query)
+            vectors = self._forward(batch)  # (batch, length, dim) float32
+            for row, i in enumerate(rows):
+                out[i] = vectors[row][batch.keep[row].numpy()]
+        return out
+
+    def _forward(self, batch: TokenizedBatch) -> np.ndarray:
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+        with torch.inference_mode(), autocast:
+            ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
+            vectors = self._projection(self._transformer(input_ids=ids, attention_mask=mask)[0])
+        vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=-1)
+        return vectors.cpu().numpy()
+
+
+def _build_linear(layer: ProjectionLayer) -> torch.nn.Module:
+    weight, bias = layer.weight, layer.bias
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        if bias is not None:
+            linear.bias.copy_(bias)
+    return torch.nn.Sequential(linear, ACTIVATIONS[layer.activation]())
+
+
+@dataclass(frozen=True)
+class _SpecialIds:
+    """Token ids the layout needs: markers, [MASK] (query expansion), padding, skiplist."""
+
+    query_marker: int | None
+    doc_marker: int | None
+    mask: int | None
+    pad: int
+    skiplist: torch.Tensor
+
+
+def _special_ids(tokenizer: Any, config: EncoderConfig) -> _SpecialIds:
+    """Ids of the markers, [MASK], padding and skiplist tokens, checked to exist."""
+    vocab = tokenizer.get_vocab()
+
+    def token_id(token: str, what: str) -> int:
+        for candidate in (token, token.strip()):
+            if candidate in vocab:
+                return int(vocab[candidate])
+        msg = f"the tokenizer has no {what} token {token!r}"
+        raise CheckpointError(msg)
+
+    mask = tokenizer.mask_token_id
+    if config.query_expansion and mask is None:
+        msg = "query expansion needs a [MASK] token but the tokenizer has none"
+        raise CheckpointError(msg)
+    skip = set()
+    for word in config.skiplist:
+        if word in vocab:
+            skip.add(int(vocab[word]))
+        else:
+            pieces = tokenizer.encode(word, add_special_tokens=False)
+            skip.update(pieces[:1])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return _SpecialIds(
+        query_marker=None if config.query_marker is None else token_id(config.query_marker, "query marker"),
+        doc_marker=None if config.doc_marker is None else token_id(config.doc_marker, "document marker"),
+        mask=mask,
+        pad=pad,
+        skiplist=torch.tensor(sorted(skip), dtype=torch.int64),
+    )
