@@ -8,6 +8,7 @@ point leaves either the old file or the new one, never a torn mix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import logging
@@ -133,3 +134,11 @@ def try_lock(path: Path) -> filelock.BaseFileLock | None:
     except filelock.Timeout:
         return None
     return lock
+
+
+def read_error(exc: OSError, what: str) -> OSError:
+    """The `OSError` to raise when reading `what` failed with `exc`: the same error, saying
+    what was read and, when the process ran out of file descriptors, which limit to raise.
+    (Never an `IndexCorruptError`: nothing is wrong with the index.)"""
+    limit = " (the open-files limit: raise `ulimit -n`)" if exc.errno in (errno.EMFILE, errno.ENFILE) else ""
+    return OSError(exc.errno, f"cannot read {what}: {exc.strerror or exc}{limit}")

@@ -156,7 +156,7 @@ def test_compact_switches_the_full_text_side_off_and_on(tmp_path: Path) -> None:
     assert not index.info().lexical
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["lexical"] is False
-    assert not any("lexical.sqlite" in s["files"] for s in manifest["segments"])
+    assert not any("lexical_words.npy" in s["files"] for s in manifest["segments"])
     Index.open(tmp_path / "idx", verify=True)
 
 
@@ -201,9 +201,9 @@ def test_mode_and_text_errors(tmp_path: Path) -> None:
 def test_an_altered_full_text_file_fails_verification(tmp_path: Path) -> None:
     index = Index.create(tmp_path / "idx", model=MODEL, dim=DIM)
     index.write([batch(["a", "b"], ["alpha", "beta"])])
-    (path,) = (tmp_path / "idx" / "segments").glob("*/lexical.sqlite")
+    (path,) = (tmp_path / "idx" / "segments").glob("*/lexical_counts.npy")
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexCorruptError, match=r"lexical\.sqlite"):
+    with pytest.raises(IndexCorruptError, match=r"lexical_counts\.npy"):
         index.verify()

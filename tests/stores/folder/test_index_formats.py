@@ -57,7 +57,7 @@ def test_writing_to_a_format_3_index_adds_format_4_segments_beside_its_own(old: 
     index.write([DocumentBatch(["new-0", "new-1", "new-2"], ["un", "deux", "trois"], [{}] * 3, vectors)])
 
     manifest = json.loads((old / "manifest.json").read_text())
-    assert manifest["format_version"] == 4
+    assert manifest["format_version"] == 5
     old_segment, new_segment = manifest["segments"]
     assert ("documents.jsonl" in old_segment["files"], "documents.zlib" in new_segment["files"]) == (True, True)
     assert np.load(old / "segments" / new_segment["name"] / "ivf_docs.npy").dtype == np.uint16

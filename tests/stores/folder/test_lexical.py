@@ -1,74 +1,88 @@
-"""The full-text side file of a segment: written once, read-only, BM25 by SQLite FTS5."""
+"""A segment's inverted lists: written once, read back, found by a query's words."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
-import pytest
+import numpy as np
+from test_index import MODEL
 
-from colbert_retriever.errors import IndexCorruptError
-from colbert_retriever.stores.folder.lexical import LexicalTable, match_expression, write_lexical
+from colbert_retriever import DocumentBatch, Index
+from colbert_retriever.bm25 import stems
+from colbert_retriever.stores.folder.lexical import FILES, Postings, query_words, word_hashes, write_lexical
 
 TEXTS = ["the cat sat on the mat", "dogs chase cats", "error ERR-4521X in the pump", "nothing to see"]
 
 
-@pytest.fixture
-def table(tmp_path: Path) -> Path:
-    path = tmp_path / "lexical.sqlite"
-    info = write_lexical(path, TEXTS)
-    assert info.bytes == path.stat().st_size
-    assert len(info.sha256) == 64
-    assert not list(tmp_path.glob(".*"))  # no temporary file left beside it
-    return path
+def _postings_of(postings: Postings, word: str) -> dict[int, int]:
+    """{row: count} of one word, read from the lists."""
+    which, rows, counts = postings.find(word_hashes([word]))
+    assert set(which.tolist()) <= {0}
+    return dict(zip(rows.tolist(), counts.astype(int).tolist(), strict=True))
 
 
-def found(table: Path, query: str) -> dict[int, float]:
-    expression = match_expression(query)
-    assert expression is not None
-    rows, scores = LexicalTable(table).match(expression)
-    return dict(zip(rows.tolist(), scores.tolist(), strict=True))
+def test_the_lists_hold_each_rows_word_counts_against_a_plain_count() -> None:
+    postings = Postings.of(TEXTS)
+    for row, text in enumerate(TEXTS):
+        assert postings.lengths[row] == len(stems(text))
+        for word, count in Counter(stems(text)).items():
+            assert _postings_of(postings, word)[row] == count
+    assert _postings_of(postings, "cat") == {0: 1, 1: 1}  # stems: cats == cat
+    assert _postings_of(postings, "the") == {0: 2, 2: 1}
+    assert _postings_of(postings, "absent") == {}
+    assert np.all(np.diff(postings.words.astype(np.float64)) > 0)  # sorted, distinct
 
 
-def test_every_matching_row_with_a_positive_bm25(table: Path) -> None:
-    scores = found(table, "cats")  # porter stems: cat == cats
-    assert sorted(scores) == [0, 1]
-    assert all(s > 0 for s in scores.values())
-    assert scores[1] > scores[0]  # the shorter row, with the word once, scores higher
-    both = found(table, "cat pump")
-    assert sorted(both) == [0, 1, 2]
-    assert both[0] == pytest.approx(scores[0])
+def test_find_returns_which_query_word_each_posting_is() -> None:
+    postings = Postings.of(TEXTS)
+    words = query_words("cats pump unknownword cat")  # cat once: distinct words
+    assert len(words) == 3
+    which, rows, _ = postings.find(words)
+    found = {(int(words[w]), int(r)) for w, r in zip(which, rows, strict=True)}
+    cat, pump = word_hashes(["cat", "pump"]).tolist()
+    assert found == {(cat, 0), (cat, 1), (pump, 2)}
 
 
-def test_an_id_like_token_matches_as_a_phrase(table: Path) -> None:
-    assert list(found(table, "ERR-4521X")) == [2]
-    assert found(table, "4521X-ERR") == {}  # the same words in another order
+def test_written_lists_read_back_the_same(tmp_path: Path) -> None:
+    files = write_lexical(tmp_path, TEXTS)
+    assert set(files) == set(FILES)
+    assert all(files[name].bytes == (tmp_path / name).stat().st_size for name in FILES)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left beside them
+    loaded, built = Postings.load(tmp_path), Postings.of(TEXTS)
+    for name in ("words", "starts", "rows", "counts", "lengths"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(built, name))
 
 
-def test_match_expression_quotes_and_skips_wordless_pieces() -> None:
-    assert match_expression('say "hi" ?! --') == '"say" OR """hi"""'
-    assert match_expression("?! --") is None
-    assert match_expression("AND OR NOT NEAR(") == '"AND" OR "OR" OR "NOT" OR "NEAR("'
+def test_a_text_without_words_has_none() -> None:
+    postings = Postings.of(["?! --", "cat"])
+    assert postings.lengths.tolist() == [0, 1]
+    assert _postings_of(postings, "cat") == {1: 1}
+    assert len(query_words("?! --")) == 0
+    assert len(query_words("cat\x00pump")) == 2  # a NUL is a word break
 
 
-def test_a_nul_in_the_query_is_a_word_break(table: Path) -> None:
-    """Regression: FTS5 read a query string only up to a NUL ("unterminated string")."""
-    assert match_expression("cat\x00pump") == '"cat" OR "pump"'
-    assert sorted(found(table, "cat\x00pump")) == [0, 1, 2]
+def test_a_document_added_alone_scores_as_in_a_bulk_write(tmp_path: Path) -> None:
+    """Regression: BM25 statistics were each segment's, and FTS5 clamps the idf of a word
+    found in half a segment's rows to 1e-6: a document added alone holding both query words
+    scored 2e-06 and ranked last, behind every document holding one of them."""
+    texts = [f"my bicycle number {i} is red" for i in range(20)] + ["how to change a bicycle tyre"]
+    ids = [f"d{i}" for i in range(len(texts))]
+    rng = np.random.default_rng(0)
+    vectors = [v / np.linalg.norm(v, axis=1, keepdims=True) for v in rng.standard_normal((len(texts), 3, 8))]
 
+    def rows(which: slice) -> DocumentBatch:
+        return DocumentBatch(ids[which], texts[which], [{}] * len(ids[which]), [np.float32(v) for v in vectors[which]])
 
-def test_operator_words_are_searched_as_words(table: Path) -> None:
-    assert sorted(found(table, "NOT cat")) == [0, 1]  # no FTS5 syntax error, no negation
-
-
-def test_an_open_table_outlives_its_file(table: Path) -> None:
-    """Regression: a search on an older state failed once a commit had removed that
-    state's segment folder (the file was opened per query)."""
-    opened = LexicalTable(table)
-    table.unlink()
-    assert sorted(opened.match('"cat"')[0].tolist()) == [0, 1]
-
-
-def test_a_damaged_file_is_a_corrupt_index(table: Path) -> None:
-    table.write_bytes(b"not a database" * 100)
-    with pytest.raises(IndexCorruptError, match="lexical index"):
-        LexicalTable(table).match('"cat"')
+    bulk = Index.create(tmp_path / "bulk", model=MODEL, dim=8)
+    bulk.write([rows(slice(None))])
+    alone = Index.create(tmp_path / "alone", model=MODEL, dim=8)
+    alone.write([rows(slice(0, 20))])
+    alone.write([rows(slice(20, None))])
+    query = [vectors[0]]
+    (expected,) = bulk.search(query, k=21, mode="lexical", texts=["bicycle tyre"])
+    (found,) = alone.search(query, k=21, mode="lexical", texts=["bicycle tyre"])
+    assert found[0].doc_id == expected[0].doc_id == "d20"
+    assert [h.doc_id for h in found] == [h.doc_id for h in expected]
+    np.testing.assert_allclose([h.score for h in found], [h.score for h in expected], atol=1e-4)
+    assert found[0].score > 2 * found[1].score  # the rare word counts

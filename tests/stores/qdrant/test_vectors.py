@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("Stemmer")
 
+from colbert_retriever.bm25 import K1
 from colbert_retriever.stores.qdrant.vectors import (
-    BM25_K1,
     FDE_DIM,
     bm25_document,
     bm25_query,
@@ -55,7 +55,7 @@ def test_bm25_weights_stem_saturate_and_normalise_length() -> None:
     indices, values = bm25_document("Running runs RUN.")
     assert len(indices) == 1  # one stem, three times
     assert values[0] < 3 * bm25_document("run")[1][0]  # term frequency saturates
-    assert values[0] < BM25_K1 + 1
+    assert values[0] < K1 + 1
     short = dict(zip(*bm25_document("energy of the sun"), strict=True))
     long = dict(zip(*bm25_document("energy of the sun " + "other words " * 100), strict=True))
     shared = set(short) & set(long)

@@ -86,6 +86,12 @@ def compact(path: Path, snap: Snapshot, kept: Sources, folders: list[Path]) -> R
     return _rewrite_all(path, snap, kept, folders, train=False)
 
 
+def merge(path: Path, snap: Snapshot, sources: Sources, folders: list[Path]) -> SegmentEntry:
+    """`sources`' rows in one new segment, their compressed tokens copied as they are."""
+    assert snap.codec is not None, "a compressed index has its codec"
+    return _write_compressed(_new_folder(path, folders), sources, snap.codec, snap.codec, lexical=snap.manifest.lexical)
+
+
 def retrain(path: Path, snap: Snapshot, kept: Sources, folders: list[Path]) -> Rewrite:
     """New centroids and codewords fitted to the live documents, which are recompressed."""
     return _rewrite_all(path, snap, kept, folders, train=True)

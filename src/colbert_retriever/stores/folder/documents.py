@@ -22,16 +22,18 @@ Nothing is parsed when an index opens; a search reads only its hits' rows. Files
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from colbert_retriever.atomic import FileInfo, write_bytes, write_npy
+from colbert_retriever.atomic import FileInfo, read_error, write_bytes, write_npy
 from colbert_retriever.errors import IndexCorruptError
 from colbert_retriever.stores.folder import columns
 from colbert_retriever.stores.protocol import Row
@@ -51,6 +53,38 @@ def hash_ids(doc_ids: Iterable[str]) -> np.ndarray:
     """(n,) uint64 stable hashes of ids (BLAKE2b, 8 bytes), the same in every process."""
     digests = b"".join(hashlib.blake2b(d.encode("utf-8"), digest_size=8).digest() for d in doc_ids)
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+
+
+MAP_BYTES = 1 << 20  # files from this size on are mapped; smaller ones are read whole
+
+
+def load_array(path: Path, *, raw: bool = False, mode: Literal["r", "c"] = "r") -> np.ndarray:
+    """An .npy array (or, `raw`, a file's bytes as uint8): mapped when the file is large, so
+    its pages are read on demand and shared; read into memory when small, since every
+    mapping holds a file descriptor for as long as it lives and an index of many small
+    segments would otherwise run out of them. `mode` "c": a mapping torch can wrap (it
+    refuses read-only arrays); its pages are never written."""
+    if path.stat().st_size >= MAP_BYTES:  # a plain view: np.memmap's own indexing costs microseconds a call
+        if raw:
+            return np.asarray(np.memmap(path, dtype=np.uint8, mode=mode))
+        return np.asarray(np.load(path, mmap_mode=mode, allow_pickle=False))
+    if raw:
+        return np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    return np.load(path, allow_pickle=False)
+
+
+@contextlib.contextmanager
+def reading(folder: Path) -> Iterator[None]:
+    """Errors while opening a segment's files: an OS error (no descriptor left, no memory,
+    an I/O error) stays an `OSError` that names the folder and the limit; what the files
+    hold (a bad header, a missing file) is an `IndexCorruptError`."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as exc:
+        msg = f"cannot read segment {folder}: {exc}"
+        raise IndexCorruptError(msg) from exc
+    except OSError as exc:
+        raise read_error(exc, f"segment {folder}") from exc
 
 
 def write_documents(folder: Path, rows: Sequence[Row]) -> dict[str, FileInfo]:
@@ -102,20 +136,17 @@ class DocumentTable:
         self._file = PLAIN_LINES if plain else LINES
 
     def map(self) -> DocumentTable:
-        """Map every file now, reading nothing but headers; return self. A mapping stays
-        readable after a later commit removes the folder, so a search still on this state
-        can read its hits' documents."""
-        try:
+        """Open every file now (mapping the large ones, reading the small ones: see
+        `load_array`); return self. What is open stays readable after a later commit removes
+        the folder, so a search still on this state can read its hits' documents."""
+        with reading(self.folder):
             for name in ("_lines", "_dictionary", "_offsets", "_id_index", "passages", "columns"):
                 getattr(self, name)
-        except (OSError, ValueError) as exc:
-            msg = f"cannot read segment {self.folder}: {exc}"
-            raise IndexCorruptError(msg) from exc
         return self
 
     @cached_property
     def _lines(self) -> np.ndarray:
-        return np.asarray(np.memmap(self.folder / self._file, dtype=np.uint8, mode="r"))
+        return load_array(self.folder / self._file, raw=True)
 
     @cached_property
     def _dictionary(self) -> bytes | None:
@@ -158,11 +189,8 @@ class DocumentTable:
         return None
 
     def _load(self, name: str) -> np.ndarray:
-        try:  # a plain view of the mapping: np.memmap's own indexing costs microseconds a call
-            return np.asarray(np.load(self.folder / name, mmap_mode="r", allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            msg = f"cannot read segment {self.folder}: {exc}"
-            raise IndexCorruptError(msg) from exc
+        with reading(self.folder):
+            return load_array(self.folder / name)
 
     def _line(self, row: int) -> bytes:
         stored = bytes(self._lines[self._offsets[row] : self._offsets[row + 1]])

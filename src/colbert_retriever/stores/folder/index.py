@@ -17,6 +17,7 @@ This module is the façade over those parts.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ import colbert_retriever.stores.folder.transaction as transaction
 from colbert_retriever.atomic import writer_lock
 from colbert_retriever.config import IndexConfig, IndexType, Mode, PlaidConfig, SearchConfig, Unit
 from colbert_retriever.errors import (
+    ColbertRetrieverError,
     ConfigError,
     DocumentNotFoundError,
     IndexExistsError,
@@ -35,6 +37,7 @@ from colbert_retriever.errors import (
 )
 from colbert_retriever.filters import Filter
 from colbert_retriever.results import Document, Hit, IndexInfo
+from colbert_retriever.stores.folder import merges
 from colbert_retriever.stores.folder.filtering import compile_filter
 from colbert_retriever.stores.folder.manifest import MANIFEST, STAGING, Manifest, read_manifest, write_manifest
 from colbert_retriever.stores.folder.reader import FolderReader
@@ -43,6 +46,7 @@ from colbert_retriever.stores.protocol import DocumentBatch, Row, join_passages
 from colbert_retriever.validation import check_ids
 
 INDEX_TYPES = ("exact", "plaid", "auto")
+logger = logging.getLogger(__name__)
 
 
 class Index:
@@ -58,6 +62,7 @@ class Index:
         self.search_config = search_config
         self._snapshot = snapshot
         self._swap = threading.Lock()  # orders this handle's snapshot updates
+        self._seen: tuple[int, int, int] | None = None  # the manifest file this handle last read (see _current)
 
     @classmethod
     def create(
@@ -164,7 +169,7 @@ class Index:
     @property
     def n_tokens(self) -> int:
         """Token vectors of the live documents."""
-        return self._snapshot.manifest.n_tokens
+        return self._current().manifest.n_tokens
 
     @property
     def docs_per_batch(self) -> int:
@@ -172,30 +177,40 @@ class Index:
         return self.config.docs_per_segment
 
     def __len__(self) -> int:
-        return self._snapshot.manifest.n_documents
+        return self._current().manifest.n_documents
 
     @property
     def n_passages(self) -> int:
         """Stored passages (rows) of the live documents: one per document that fits the model."""
-        return self._snapshot.manifest.n_passages
+        return self._current().manifest.n_passages
 
     def __contains__(self, doc_id: object) -> bool:
-        return isinstance(doc_id, str) and doc_id in self._snapshot.locate([doc_id])
+        return isinstance(doc_id, str) and doc_id in self._current().locate([doc_id])
 
     def doc_ids(self, filters: Filter | None = None) -> list[str]:
         """Ids of the live documents (passing `filters`, if given), in storage order (reads
         each one's id: slow on large indexes)."""
-        return self._snapshot.live_ids(compile_filter(filters))
+        return self._current().live_ids(compile_filter(filters))
 
     def refresh(self) -> None:
-        """Load the latest committed state, e.g. after another process wrote."""
+        """Load the latest committed state, e.g. after another process wrote (searches and
+        reads do it by themselves when the manifest changed)."""
+        seen = _manifest_stamp(self.path)
         manifest = read_manifest(self.path)
         if manifest.generation != self._snapshot.generation:
             self._install(load_snapshot(self.path, manifest, previous=self._snapshot, verify=False))
+        self._seen = seen
+
+    def _current(self) -> Snapshot:
+        """The latest committed state: one `stat` of the manifest tells whether a commit
+        (of this process or another) replaced it since this handle last read it."""
+        if _manifest_stamp(self.path) != self._seen:
+            self.refresh()
+        return self._snapshot
 
     def info(self) -> IndexInfo:
         """Counts, size on disk, format and model of the current state."""
-        return self._snapshot.info(self.path)
+        return self._current().info(self.path)
 
     def close(self) -> None:
         """Nothing to release: readers hold no lock, and mapped files close with the handle."""
@@ -217,7 +232,7 @@ class Index:
             DocumentNotFoundError: naming the ids that are not in the index.
         """
         doc_ids = check_ids(doc_ids)
-        snap = self._snapshot
+        snap = self._current()
         located = snap.locate(doc_ids)
         missing = [d for d in doc_ids if d not in located]
         if missing:
@@ -248,7 +263,7 @@ class Index:
         Raises:
             ConfigError: a bad filter (naming the operator).
         """
-        return FolderReader(self.path, self._snapshot, compile_filter(filters), self.search_config)
+        return FolderReader(self.path, self._current(), compile_filter(filters), self.search_config)
 
     def write(
         self,
@@ -264,7 +279,9 @@ class Index:
         checked and staged on disk without holding the writer lock, so other writers go on
         meanwhile; the lock is held only to check ids against the latest state, compress (in
         a PLAID index) and commit. Nothing is visible until the manifest is replaced; any
-        error, or a kill, leaves the previous state.
+        error, or a kill, leaves the previous state. Then the segments that small writes
+        left are merged if the policy asks (merges.py), each merge a commit of its own.
+        An empty write commits nothing.
 
         Args:
             batches: Documents with their vectors.
@@ -286,6 +303,10 @@ class Index:
                 self.path, self.config, self._snapshot, batches, delete=delete, upsert=upsert, missing_ok=missing_ok
             )
         )
+        try:  # the write has committed: a merge that fails leaves it as it is, for the next write to retry
+            self._install(merges.merge(self.path, self.config, self._snapshot))
+        except (OSError, ColbertRetrieverError) as exc:
+            logger.warning("index %s: the write committed, but merging its segments failed: %s", self.path, exc)
 
     def delete(self, doc_ids: Sequence[str], *, missing_ok: bool = False) -> None:
         """Remove documents by id, atomically; other documents keep their ids.
@@ -366,3 +387,12 @@ class Index:
         with self._swap:
             if snapshot.generation > self._snapshot.generation:
                 self._snapshot = snapshot
+
+
+def _manifest_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a commit replaces the manifest (a new file: inode, time, size)."""
+    try:
+        stat = (path / MANIFEST).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size

@@ -1,98 +1,119 @@
-"""The lexical side index: a segment's rows in a SQLite FTS5 table, for exact words.
+"""The lexical side of an index folder: each segment's inverted lists of its rows' words (as
+bm25s stores them), for BM25 with the statistics of the whole index (colbert_retriever/bm25.py).
 
-A segment of an index with a lexical side holds ``lexical.sqlite``: a contentless FTS5 table
-(the texts stay in the segment's documents) over each row's text, its rowid the row number,
-tokenised by FTS5's ``porter unicode61`` (Unicode words, case and diacritics folded, Porter
-stems). It is written once with its segment, listed and checksummed in the manifest like the
-segment's other files, and opened read-only as immutable. Ranking is FTS5's own ``bm25()``.
+Files of a segment in an index with a lexical side, written once with it, listed and
+checksummed in the manifest like its other files::
 
-BM25's document frequencies are the segment's own, as Elasticsearch scores each shard with
-its own: compaction rewrites a plaid index into one segment and an exact one into segments
-of ~524k tokens, so that each scores with the statistics of many documents.
+    lexical_words.npy    (n_words,) uint64 hashes of the distinct stems, sorted
+    lexical_starts.npy   (n_words + 1,) int64 where each word's postings start
+    lexical_rows.npy     (n_postings,) int32 the rows holding the word, ascending
+    lexical_counts.npy   (n_postings,) uint16 how often each holds it
+    lexical_lengths.npy  (n_rows,) int32 stems per row
+
+A search sums each query word's document frequency over every segment's live rows, so the
+scores do not depend on how the documents were split into segments (one write or many, before
+or after merges). Segments of format 4 and before hold an SQLite FTS5 table
+(``lexical.sqlite``) instead: they get the same lists built in memory from their texts when
+they load, and a merge or `compact` writes them out.
 """
 
 from __future__ import annotations
 
-import re
-import sqlite3
-import threading
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from colbert_retriever.atomic import FileInfo, write_with
-from colbert_retriever.errors import ConfigError, IndexCorruptError
+from colbert_retriever.atomic import FileInfo, write_npy
+from colbert_retriever.bm25 import stems
+from colbert_retriever.stores.folder.documents import load_array, reading
 
-FILE = "lexical.sqlite"
-_WORD = re.compile(r"\w")
-
-
-def write_lexical(path: Path, texts: Iterable[str]) -> FileInfo:
-    """Write the FTS5 table of `texts` (row i = rowid i) to `path`, atomically."""
-
-    def fill(tmp: Path) -> None:
-        db = sqlite3.connect(tmp)
-        try:
-            db.execute("PRAGMA journal_mode=OFF")  # a new file in an uncommitted segment: nothing to roll back to
-            db.execute("CREATE VIRTUAL TABLE passages USING fts5(text, content='', tokenize='porter unicode61')")
-            db.executemany("INSERT INTO passages(rowid, text) VALUES (?, ?)", enumerate(texts))
-            db.execute("INSERT INTO passages(passages) VALUES ('optimize')")  # one b-tree: smaller, faster
-            db.commit()
-        except sqlite3.OperationalError as exc:
-            if "fts5" in str(exc):
-                msg = f"this Python's SQLite has no full-text search ({exc}); create the index with lexical=False"
-                raise ConfigError(msg) from exc
-            msg = f"cannot write {path}: {exc}"
-            raise OSError(msg) from exc  # disk full, I/O: an IndexWriteError, the write fails whole
-        finally:
-            db.close()
-
-    return write_with(path, fill)
+FILES = ("lexical_words.npy", "lexical_starts.npy", "lexical_rows.npy", "lexical_counts.npy", "lexical_lengths.npy")
+FTS5_FILE = "lexical.sqlite"  # segments of format 4 and before
 
 
-def match_expression(query: str) -> str | None:
-    """The FTS5 query for `query`: any of its whitespace-separated pieces (NUL counts as
-    whitespace), each a quoted phrase (so "ERR-4521X" must match as the words err 4521x in
-    a row), or None if it has no word at all.
+def word_hashes(words: Iterable[str]) -> np.ndarray:
+    """(n,) uint64 stable hashes of `words` (BLAKE2b, 8 bytes).
 
-    >>> match_expression("error ERR-4521X ?")
-    '"error" OR "ERR-4521X"'
+    >>> word_hashes(["cat", "cat"]).tolist() == [word_hashes(["cat"])[0]] * 2
+    True
     """
-    pieces = [piece for piece in query.replace("\x00", " ").split() if _WORD.search(piece)]  # FTS5 stops at NUL
-    return " OR ".join('"' + piece.replace('"', '""') + '"' for piece in pieces) or None
+    digests = b"".join(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest() for w in words)
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
-class LexicalTable:
-    """A segment's full-text table, opened once, read-only and immutable, when the segment
-    loads: like its memory-mapped arrays, the open file outlives a later commit that removes
-    the segment's folder, so a search on an older state still reads it. Thread-safe."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        try:
-            uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
-            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self._db.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opens the file now
-        except sqlite3.Error as exc:
-            msg = f"cannot open the lexical index {path}: {exc}"
-            raise IndexCorruptError(msg) from exc
-
-    def match(self, expression: str) -> tuple[np.ndarray, np.ndarray]:
-        """Every row matching `expression`: (rows int64, BM25 scores float64, higher better:
-        FTS5's bm25() negated), in no particular order. Scoring every match is what ranking
-        them costs anyway; the caller masks and sorts in numpy."""
-        query = "SELECT rowid, -bm25(passages) FROM passages WHERE passages MATCH ?"
-        with self._lock:
-            found = _execute(self._db, self.path, query, (expression,))
-        pairs = np.array(found, dtype=np.float64).reshape(-1, 2)
-        return pairs[:, 0].astype(np.int64), pairs[:, 1]
+def query_words(text: str) -> np.ndarray:
+    """The distinct word hashes of a query, in no particular order."""
+    return np.unique(word_hashes(stems(text)))
 
 
-def _execute(db: sqlite3.Connection, path: Path, query: str, args: tuple[object, ...]) -> list[tuple[int, float]]:
-    try:
-        return db.execute(query, args).fetchall()
-    except sqlite3.DatabaseError as exc:
-        msg = f"the lexical index {path} cannot be read ({exc}); `colbert-retriever info --verify` checks it"
-        raise IndexCorruptError(msg) from exc
+@dataclass(frozen=True)
+class Postings:
+    """One segment's inverted lists (see the module docstring for each array)."""
+
+    words: np.ndarray
+    starts: np.ndarray
+    rows: np.ndarray
+    counts: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, texts: Iterable[str]) -> Postings:
+        """The lists of `texts`, row i the i-th text."""
+        vocabulary: dict[str, int] = {}  # stem -> its id, in first-seen order
+        row_of: list[int] = []
+        word_of: list[int] = []
+        lengths: list[int] = []
+        for row, text in enumerate(texts):
+            ids = [vocabulary.setdefault(stem, len(vocabulary)) for stem in stems(text)]
+            row_of += [row] * len(ids)
+            word_of += ids
+            lengths.append(len(ids))
+        hashes = word_hashes(vocabulary)
+        order = np.argsort(hashes)  # sorted position -> word id
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))  # word id -> sorted position
+        n_rows = max(len(lengths), 1)
+        keys = position[np.asarray(word_of, dtype=np.int64)] * n_rows + np.asarray(row_of, dtype=np.int64)
+        pairs, counts = np.unique(keys, return_counts=True)  # each (word, row) once, by word then row
+        words_at, rows = np.divmod(pairs, n_rows)
+        starts = np.zeros(len(hashes) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(words_at, minlength=len(hashes)), out=starts[1:])
+        return cls(
+            words=hashes[order],
+            starts=starts,
+            rows=rows.astype(np.int32),
+            counts=np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16),
+            lengths=np.asarray(lengths, dtype=np.int32),
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> Postings:
+        """The lists a segment folder holds (small files read, large ones mapped)."""
+        with reading(folder):
+            arrays = [load_array(folder / name) for name in FILES]
+        return cls(*arrays)
+
+    def write(self, folder: Path) -> dict[str, FileInfo]:
+        """Write the lists into `folder`, atomically, file by file."""
+        arrays = (self.words, self.starts, self.rows, self.counts, self.lengths)
+        return {name: write_npy(folder / name, array) for name, array in zip(FILES, arrays, strict=True)}
+
+    def find(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every posting of `words` (distinct hashes) here: which of `words` it is (its
+        index), the row, and how often the row holds it."""
+        at = np.searchsorted(self.words, words)
+        found = at < len(self.words)
+        found[found] = self.words[at[found]] == words[found]
+        which = np.flatnonzero(found)
+        spans = [np.arange(self.starts[at[i]], self.starts[at[i] + 1]) for i in which.tolist()]
+        postings = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+        word = np.repeat(which, [len(span) for span in spans])
+        return word, self.rows[postings].astype(np.int64), self.counts[postings].astype(np.float64)
+
+
+def write_lexical(folder: Path, texts: Sequence[str]) -> dict[str, FileInfo]:
+    """Write the lexical side of a segment whose rows hold `texts`; return its files."""
+    return Postings.of(texts).write(folder)

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from colbert_retriever._version import __version__
-from colbert_retriever.atomic import WRITER_PID, FileInfo, write_bytes
+from colbert_retriever.atomic import WRITER_PID, FileInfo, read_error, write_bytes
 from colbert_retriever.config import IndexType, PlaidConfig
 from colbert_retriever.errors import ColbertRetrieverError, IndexCorruptError, IndexNotFoundError, IndexVersionError
 
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (3, 4)  # 4: compressed texts, float16 centroids, 16-bit inverted lists
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (3, 4, 5)  # 4: compressed texts, float16 centroids, 16-bit inverted lists; 5: BM25 lists in numpy
 MANIFEST = "manifest.json"
 STAGING = "staging"  # writers' segments before their commit (transaction.py)
 _FOLDER_NAME = re.compile(r"[0-9A-Za-z_-]{1,128}")  # segment and codec folders: one plain component
@@ -137,6 +137,8 @@ def read_manifest(folder: Path) -> Manifest:
     except ValueError as exc:
         msg = f"index manifest {path} is not valid JSON (truncated or corrupted): {exc}"
         raise IndexCorruptError(msg) from exc
+    except OSError as exc:
+        raise read_error(exc, str(path)) from exc
     reader = _Reader(path)
     version = reader.get(raw, "format_version", int, "manifest")
     if version not in READABLE_VERSIONS:

@@ -3,8 +3,8 @@ loaded state (a `Snapshot`) and the rows a filter allows.
 
 A row is named by its position: rows numbered across the state's segments in order. A
 document is named by the position of its first row. Late interaction runs exact MaxSim
-(exact.py) or PLAID's stages (plaid.py) over the allowed rows; BM25 comes from each
-segment's full-text table (lexical.py), scored with that segment's statistics.
+(exact.py) or PLAID's stages (plaid.py) over the allowed rows; BM25 (colbert_retriever/bm25.py)
+reads each segment's inverted lists (lexical.py) and the statistics of the whole index.
 
 Arrays that pass their checksums but point out of range surface as `IndexError` or
 `ValueError` deep in numpy: those, and only those raised while reading the state, are
@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from colbert_retriever.bm25 import idf, term_weight
 from colbert_retriever.config import SearchConfig
 from colbert_retriever.devices import scoring_dtype
 from colbert_retriever.errors import ColbertRetrieverError, DocumentNotFoundError, IndexCorruptError
 from colbert_retriever.maxsim import maxsim
 from colbert_retriever.stores.folder.compression import token_vectors
 from colbert_retriever.stores.folder.exact import exact_search
-from colbert_retriever.stores.folder.lexical import match_expression
+from colbert_retriever.stores.folder.lexical import query_words
 from colbert_retriever.stores.folder.plaid import PlaidParams, plaid_search
 from colbert_retriever.stores.folder.segment import Segment
 from colbert_retriever.stores.folder.snapshot import Snapshot
@@ -159,15 +160,26 @@ class FolderReader:
 
     def _match(self, text: str) -> dict[int, float]:
         """BM25 of every allowed row holding a word of `text` (position -> score), computed
-        once per query text."""
+        once per query text, with the document frequencies and average length of the whole
+        index's live rows (not one segment's: scores do not depend on the write history)."""
         if text not in self._matched:
-            expression = match_expression(text)
+            words = query_words(text)
+            lists = [seg.lexical for seg in self.segments if seg.lexical is not None]
+            assert len(lists) == len(self.segments), "the pipeline asks only an index with a lexical side"
+            found = [postings.find(words) for postings in lists]
+            df = np.zeros(len(words))
+            for segment, (word, rows, _) in zip(self.segments, found, strict=True):
+                df += np.bincount(word[~segment.deleted[rows]], minlength=len(words))
+            n_rows = self.snapshot.manifest.n_passages
+            weight, average = idf(df, n_rows), self.snapshot.live_words / max(n_rows, 1)
             matched: dict[int, float] = {}
-            for seg_no, segment in enumerate(self.segments if expression is not None else ()):
-                assert segment.lexical is not None, "the pipeline checks for a lexical side"
-                found, bm25 = segment.lexical.match(str(expression))
-                keep = self.allowed[seg_no][found]
-                matched |= dict(zip((int(self.bases[seg_no]) + found[keep]).tolist(), bm25[keep].tolist(), strict=True))
+            for seg_no, (postings, (word, rows, counts)) in enumerate(zip(lists, found, strict=True)):
+                keep = self.allowed[seg_no][rows]
+                word, rows, counts = word[keep], rows[keep], counts[keep]
+                scores = weight[word] * term_weight(counts, postings.lengths[rows], average)
+                unique, inverse = np.unique(rows, return_inverse=True)
+                summed = np.bincount(inverse, weights=scores, minlength=len(unique))
+                matched |= dict(zip((int(self.bases[seg_no]) + unique).tolist(), summed.tolist(), strict=True))
             self._matched[text] = matched
         return self._matched[text]
 

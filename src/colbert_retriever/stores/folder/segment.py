@@ -5,8 +5,8 @@ Every segment folder holds, readable without this library:
 * ``doclens.npy``: (n_rows,) int64, tokens per document, in order;
 * the documents, read lazily (see documents.py: their compressed JSON lines, the
   lines' offsets, an id index and the metadata columns);
-* in an index with a lexical side, ``lexical.sqlite``: the rows' full-text index
-  (lexical.py);
+* in an index with a lexical side, ``lexical_*.npy``: the inverted lists of the rows' words
+  (lexical.py; ``lexical.sqlite``, an FTS5 table, in segments of format 4 and before);
 
 and the token vectors, back to back, either exact (exact index):
 
@@ -43,7 +43,8 @@ from colbert_retriever.stores.folder.manifest import SegmentEntry
 
 VECTOR_FILES = ("embeddings.npy",)
 COMPRESSED_FILES = ("codes.npy", "residuals.npy", "norms.npy", "ivf_offsets.npy", "ivf_docs.npy")
-_LAYOUTS = tuple(  # the files of a segment, without its optional lexical.sqlite
+_LEXICAL = frozenset({*lexical.FILES, lexical.FTS5_FILE})
+_LAYOUTS = tuple(  # the files of a segment, without its optional lexical side
     frozenset({"doclens.npy", *docs, *vectors})
     for docs in (documents.FILES, documents.PLAIN_FILES)
     for vectors in (VECTOR_FILES, COMPRESSED_FILES)
@@ -73,7 +74,7 @@ class Segment:
         embeddings: (n_tokens, dim) float16 in an exact index, else None.
         compressed: The compressed tokens in a PLAID index, else None.
         cut: Rows whose text was longer than the model reads (stored without passages).
-        lexical: The segment's full-text table, if the index has a lexical side.
+        lexical: The inverted lists of its rows' words, if the index has a lexical side.
     """
 
     name: str
@@ -83,7 +84,7 @@ class Segment:
     embeddings: np.ndarray | None = None
     compressed: Compressed | None = None
     cut: tuple[int, ...] = ()
-    lexical: lexical.LexicalTable | None = None
+    lexical: lexical.Postings | None = None
 
     @property
     def n_rows(self) -> int:
@@ -178,7 +179,7 @@ def _finish(
     files["doclens.npy"] = write_npy(folder / "doclens.npy", doclens)
     files |= documents.write_documents(folder, rows)
     if lex:
-        files[lexical.FILE] = lexical.write_lexical(folder / lexical.FILE, (row.text for row in rows))
+        files |= lexical.write_lexical(folder, [row.text for row in rows])
     fsync_dir(folder)
     fsync_dir(folder.parent)
     return SegmentEntry(
@@ -194,32 +195,27 @@ def _finish(
 def set_lexical(folder: Path, entry: SegmentEntry, segment: Segment, *, on: bool) -> SegmentEntry:
     """`entry` of an uncommitted segment with its full-text index written (`on`) or removed:
     a write staged before a compact switched the index's lexical side commits after it."""
-    files = {name: info for name, info in entry.files.items() if name != lexical.FILE}
+    files = {name: info for name, info in entry.files.items() if name not in _LEXICAL}
+    for name in _LEXICAL:
+        (folder / name).unlink(missing_ok=True)
     if on:
-        texts = (row.text for row in segment.documents.read(list(range(segment.n_rows))))
-        files[lexical.FILE] = lexical.write_lexical(folder / lexical.FILE, texts)
-    else:
-        (folder / lexical.FILE).unlink(missing_ok=True)
+        rows = segment.documents.read(list(range(segment.n_rows)))
+        files |= lexical.write_lexical(folder, [row.text for row in rows])
     return dataclasses.replace(entry, files=files)
 
 
 def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
     """Load a segment listed in the manifest, checking every file's size (and checksum)."""
     names = set(entry.files)
-    if names - {lexical.FILE} not in _LAYOUTS:
+    if names - _LEXICAL not in _LAYOUTS or names & _LEXICAL not in (set(), set(lexical.FILES), {lexical.FTS5_FILE}):
         msg = f"segment {folder}: its manifest entry lists unexpected files {sorted(names)}"
         raise IndexCorruptError(msg)
     check_files(folder, entry.files, verify=verify)
-    try:
-        # copy-on-write mapping: pages are shared and never written, and torch can wrap
-        # the array without copying it (it refuses read-only arrays)
-        arrays = {  # plain views of the mappings: np.memmap's own indexing costs microseconds a call
-            name.removesuffix(".npy"): np.asarray(np.load(folder / name, mmap_mode="c", allow_pickle=False))
+    with documents.reading(folder):
+        arrays = {
+            name.removesuffix(".npy"): documents.load_array(folder / name, mode="c")
             for name in names & {*VECTOR_FILES, *COMPRESSED_FILES, "doclens.npy"}
         }
-    except (OSError, ValueError) as exc:
-        msg = f"cannot read segment {folder}: {exc}"
-        raise IndexCorruptError(msg) from exc
     doclens = np.asarray(arrays.pop("doclens"))
     tokens = arrays["embeddings" if "embeddings" in arrays else "codes"]
     if len(doclens) != entry.n_rows or tokens.shape[0] != int(doclens.sum()):
@@ -227,15 +223,21 @@ def load_segment(folder: Path, entry: SegmentEntry, *, verify: bool) -> Segment:
         raise IndexCorruptError(msg)
     offsets = np.zeros(entry.n_rows + 1, dtype=np.int64)
     np.cumsum(doclens, out=offsets[1:])
+    table = DocumentTable(folder, entry.n_rows, plain=documents.PLAIN_LINES in names).map()
+    postings = None
+    if lexical.FILES[0] in names:
+        postings = lexical.Postings.load(folder)
+    elif lexical.FTS5_FILE in names:  # format 4 and before: the same lists, from the texts
+        postings = lexical.Postings.of(row.text for row in table.read(list(range(entry.n_rows))))
     return Segment(
         name=folder.name,
         offsets=offsets,
         deleted=deleted_mask(entry),
-        documents=DocumentTable(folder, entry.n_rows, plain=documents.PLAIN_LINES in names).map(),
+        documents=table,
         embeddings=arrays.pop("embeddings", None),
         compressed=Compressed(**arrays) if arrays else None,
         cut=entry.cut,
-        lexical=lexical.LexicalTable(folder / lexical.FILE) if lexical.FILE in names else None,
+        lexical=postings,
     )
 
 

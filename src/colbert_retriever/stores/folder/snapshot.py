@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,12 @@ class Snapshot:
     @property
     def generation(self) -> int:
         return self.manifest.generation
+
+    @cached_property
+    def live_words(self) -> int:
+        """Words (stems) in the live rows of the whole index: BM25's average row length
+        is this over `manifest.n_passages`."""
+        return sum(int(seg.lexical.lengths[~seg.deleted].sum()) for seg in self.segments if seg.lexical is not None)
 
     def locate(self, doc_ids: Sequence[str]) -> dict[str, tuple[int, list[int]]]:
         """(segment number, rows in passage order) of each of `doc_ids` that is a live document."""

@@ -67,7 +67,7 @@ _ORPHAN_LOCK_SECONDS = 60.0  # a lock file with no folder this old belonged to a
 # Compacting an exact index writes segments of about this many tokens (float16: 128 MB at dim
 # 128), across the old segments' boundaries: few segments, each with BM25 statistics of many rows.
 _COMPACT_TOKENS = compression.AUTO_PLAID_TOKENS
-Change = Callable[[Snapshot, list[Path]], Manifest]
+Change = Callable[[Snapshot, list[Path]], Manifest | None]  # None: nothing to commit
 
 
 def write(
@@ -83,11 +83,14 @@ def write(
     """Delete `delete` (skipping ids not in the index if `missing_ok`), then add `batches`,
     as one commit; return the new state."""
 
-    def change(snap: Snapshot, folders: list[Path]) -> Manifest:
+    def change(snap: Snapshot, folders: list[Path]) -> Manifest | None:
+        deleting = delete
         if missing_ok:
             found = snap.locate(delete)  # one lookup for all ids, not one per id
-            return _apply_write(path, snap, staging, [d for d in delete if d in found], upsert, folders)
-        return _apply_write(path, snap, staging, delete, upsert, folders)
+            deleting = [d for d in delete if d in found]
+        if not deleting and not staging.segments:
+            return None  # an empty write commits nothing
+        return _apply_write(path, snap, staging, deleting, upsert, folders)
 
     with Staging(path) as staging:
         staging.stage(batches, previous, delete=delete, upsert=upsert)
@@ -120,10 +123,10 @@ def compact(path: Path, config: IndexConfig, previous: Snapshot, *, lexical: boo
                 parts.append((segment, rows))
                 tokens += int((segment.offsets[rows + 1] - segment.offsets[rows]).sum())
                 if tokens >= _COMPACT_TOKENS:
-                    entries.append(_write_exact(path, parts, folders, lexical=snap.manifest.lexical))
+                    entries.append(write_exact(path, parts, folders, lexical=snap.manifest.lexical))
                     parts, tokens = [], 0
         if parts:
-            entries.append(_write_exact(path, parts, folders, lexical=snap.manifest.lexical))
+            entries.append(write_exact(path, parts, folders, lexical=snap.manifest.lexical))
         return _successor(snap, {}, Rewrite(segments=entries, codec=None, replaces_all=True))
 
     return commit(path, config, previous, change)
@@ -166,8 +169,9 @@ def storage_errors(path: Path) -> Iterator[None]:
 def commit(path: Path, config: IndexConfig, previous: Snapshot, change: Change) -> Snapshot:
     """Under the writer lock, apply `change` to the state just read and commit its manifest.
 
-    `change(snapshot, folders)` returns the next manifest and records in `folders` every
-    folder it creates; they are removed if anything fails before the manifest is replaced.
+    `change(snapshot, folders)` returns the next manifest (None: nothing to commit) and
+    records in `folders` every folder it creates; they are removed if anything fails before
+    the manifest is replaced.
     """
     with storage_errors(path), writer_lock(path, config.lock_timeout):
         manifest = read_manifest(path)
@@ -179,14 +183,19 @@ def commit(path: Path, config: IndexConfig, previous: Snapshot, change: Change) 
         folders: list[Path] = []
         try:
             new = change(snap, folders)
+            if new is None:
+                return snap
             commit_manifest(path, new)
         except BaseException:
             if not is_committed(path, manifest.generation + 1):
                 for folder in folders:
                     shutil.rmtree(folder, ignore_errors=True)
             raise
-        # the new files were checksummed as they were written: sizes are checked on load
-        return load_snapshot(path, new, previous=snap, verify=False)
+        try:  # the new files were checksummed as they were written: sizes are checked on load
+            return load_snapshot(path, new, previous=snap, verify=False)
+        except (OSError, ColbertRetrieverError) as exc:  # committed all the same: the write succeeded
+            logger.warning("index %s: committed generation %d, but cannot load it now: %s", path, new.generation, exc)
+            return previous
 
 
 class Staging:
@@ -266,7 +275,7 @@ def _whole_documents(segment: Segment, rows: np.ndarray, size: int) -> Iterator[
         start = stop
 
 
-def _write_exact(
+def write_exact(
     path: Path, parts: Sequence[tuple[Segment, np.ndarray]], folders: list[Path], *, lexical: bool
 ) -> SegmentEntry:
     """One new exact segment holding `parts` (segments' rows, whole documents), in order."""

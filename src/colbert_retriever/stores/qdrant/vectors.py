@@ -14,23 +14,23 @@ for exact MaxSim (Qdrant advises no HNSW on the multi-vector itself):
   over query tokens, of the similarity to a document token in the same bucket: MaxSim
   where the buckets catch the best match.
 
-The BM25 side mirrors an index folder's FTS5 table: lower-cased unicode words, Porter
-(Snowball English) stems, each stem hashed to a sparse index; a passage carries each
-stem's BM25 term-frequency weight, Qdrant's IDF modifier supplies the inverse document
-frequency, and a query is each of its stems once.
+The BM25 side uses an index folder's words and formula (colbert_retriever/bm25.py): each
+stem is hashed to a sparse index; a passage carries each stem's BM25 term-frequency weight,
+Qdrant's IDF modifier supplies the inverse document frequency (the same formula, over the
+collection), and a query is each of its stems once. What remains different: the weights are
+fixed when a passage is written, so they use an assumed average length (`BM25_AVG_WORDS`)
+where a folder uses its live rows' average at query time.
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections import Counter
 from functools import cache
-from typing import Any
 
 import numpy as np
 
-from colbert_retriever.errors import MissingDependencyError
+from colbert_retriever.bm25 import stems, term_weight
 
 K_SIM = 3
 D_PROJ = 16
@@ -38,10 +38,7 @@ REPETITIONS = 16
 FDE_DIM = REPETITIONS * (1 << K_SIM) * D_PROJ
 _FDE_SEED = 20240525
 
-BM25_K1 = 1.2
-BM25_B = 0.75
 BM25_AVG_WORDS = 150  # a passage of ~180 word pieces; a document that fits is usually shorter
-_WORD = re.compile(r"\w+")
 
 
 def mean_vector(vectors: np.ndarray) -> np.ndarray:
@@ -80,31 +77,16 @@ def prefetch_vector(vectors: np.ndarray, kind: str, *, query: bool) -> np.ndarra
 
 def bm25_document(text: str) -> tuple[list[int], list[float]]:
     """Sparse (indices, values) of a passage: BM25's term-frequency part of each stem."""
-    counts = Counter(_hash(stem) for stem in _stems(text))
-    length_norm = 1 - BM25_B + BM25_B * sum(counts.values()) / BM25_AVG_WORDS
+    counts = Counter(_hash(stem) for stem in stems(text))
     indices = sorted(counts)
-    return indices, [counts[i] * (BM25_K1 + 1) / (counts[i] + BM25_K1 * length_norm) for i in indices]
+    tf = np.array([counts[i] for i in indices], dtype=np.float64)
+    return indices, term_weight(tf, sum(counts.values()), BM25_AVG_WORDS).tolist()
 
 
 def bm25_query(text: str) -> tuple[list[int], list[float]]:
     """Sparse (indices, values) of a query: each of its stems once."""
-    indices = sorted({_hash(stem) for stem in _stems(text)})
+    indices = sorted({_hash(stem) for stem in stems(text)})
     return indices, [1.0] * len(indices)
-
-
-def _stems(text: str) -> list[str]:
-    words: list[str] = _stemmer().stemWords(_WORD.findall(text.lower()))
-    return words
-
-
-@cache
-def _stemmer() -> Any:
-    try:
-        import Stemmer
-    except ImportError as exc:
-        msg = "the Qdrant store's full-text side needs PyStemmer: pip install 'colbert-retriever[qdrant]'"
-        raise MissingDependencyError(msg) from exc
-    return Stemmer.Stemmer("english")
 
 
 def _hash(stem: str) -> int:
