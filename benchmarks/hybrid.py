@@ -24,7 +24,7 @@ import torch
 
 from colbert_retriever import ColBERT, Index, SearchConfig
 from colbert_retriever.metrics import evaluate
-from colbert_retriever.stores.folder.lexical import FILE, write_lexical
+from colbert_retriever.stores.folder.lexical import FILES, write_lexical
 from colbert_retriever.text.corpus import read_qrels, read_queries
 
 WEIGHTS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -45,11 +45,11 @@ def build(corpus: Path, index: Path, model: str) -> float | None:
 def side_cost(index: Index) -> tuple[float, float]:
     """(MB of the full-text files, seconds to write them again from the stored rows)."""
     snap = index._snapshot
-    size = sum(entry.files[FILE].bytes for entry in snap.manifest.segments)
+    size = sum(entry.files[name].bytes for entry in snap.manifest.segments for name in FILES if name in entry.files)
     texts = [row.text for seg in snap.segments for row in seg.documents.read(range(seg.n_rows))]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        write_lexical(Path(tmp) / FILE, texts)
+        write_lexical(Path(tmp), texts)
         return size / 1e6, time.perf_counter() - start
 
 

@@ -7,11 +7,11 @@ from types import ModuleType
 
 import pytest
 
-from colbert_retriever import maxsim, metrics
+from colbert_retriever import bm25, maxsim, metrics
 from colbert_retriever.pipeline import fusion
-from colbert_retriever.stores.folder import codec, lexical, pooling, segment
+from colbert_retriever.stores.folder import codec, lexical, merges, pooling, segment
 
-MODULES = [maxsim, metrics, fusion, pooling, codec, lexical, segment]
+MODULES = [bm25, maxsim, metrics, fusion, pooling, codec, lexical, merges, segment]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

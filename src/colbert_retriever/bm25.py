@@ -41,7 +41,7 @@ def idf(df: np.ndarray, n: int) -> np.ndarray:
     """Inverse document frequency of words found in `df` of `n` rows.
 
     >>> idf(np.array([1.0, 5.0]), 10).round(3).tolist()
-    [1.846, 0.693]
+    [1.992, 0.693]
     """
     return np.log1p((n - df + 0.5) / (df + 0.5))
 

@@ -86,3 +86,16 @@ def test_a_document_added_alone_scores_as_in_a_bulk_write(tmp_path: Path) -> Non
     assert [h.doc_id for h in found] == [h.doc_id for h in expected]
     np.testing.assert_allclose([h.score for h in found], [h.score for h in expected], atol=1e-4)
     assert found[0].score > 2 * found[1].score  # the rare word counts
+
+
+def test_verify_finds_lists_that_point_out_of_range(tmp_path: Path) -> None:
+    index = Index.create(tmp_path / "idx", model=MODEL, dim=8)
+    vectors = [np.ones((2, 8), dtype=np.float32) / np.sqrt(8)] * 2
+    index.write([DocumentBatch(["a", "b"], ["alpha beta", "beta"], [{}, {}], vectors)])
+    segment = index._snapshot.segments[0]
+    assert segment.lexical is not None
+    assert segment.lexical.structure_problem(segment.n_rows) is None
+    assert "one length per row" in str(segment.lexical.structure_problem(1))
+    lists = segment.lexical
+    shifted = Postings(lists.words, lists.starts, lists.rows + 1, lists.counts, lists.lengths)
+    assert "out of range" in str(shifted.structure_problem(segment.n_rows))

@@ -15,6 +15,7 @@ import pytest
 from test_index import DIM, MODEL, batch, vectors_for
 
 from colbert_retriever import Index, IndexCorruptError
+from colbert_retriever.pipeline.search import search as pipeline_search
 from colbert_retriever.stores.folder import merges, transaction
 from colbert_retriever.stores.folder.manifest import read_manifest
 from colbert_retriever.stores.folder.segment import load_segment
@@ -193,3 +194,19 @@ def test_300_scifact_documents_one_per_write_search_like_one_bulk_write(
     same_answers(single, build("bulk", documents))
     single.delete([doc.doc_id for doc in documents[::5]])  # 60 of them
     same_answers(single, build("bulk240", [doc for i, doc in enumerate(documents) if i % 5]))
+
+
+def test_a_commit_removes_the_folders_it_retires_and_older_readers_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "idx"
+    index = Index.create(path, model=MODEL, dim=DIM)
+    for doc_id in ["a", "b", "c"]:
+        index.write([batch([doc_id])])
+    old_reader = index.reader()
+    before = {p.name for p in (path / "segments").iterdir()}
+    index.compact()
+    after = {p.name for p in (path / "segments").iterdir()}
+    assert len(after) == 1
+    assert not before & after  # the retired folders are gone at once, not at the next write
+    (hits,) = pipeline_search(old_reader, [vectors_for("b")], k=3, config=index.search_config, mode="late")
+    assert {h.doc_id for h in hits} == {"a", "b", "c"}
+    assert old_reader.passages("b")[0][0].text == "text of b"

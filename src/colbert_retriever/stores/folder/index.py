@@ -41,7 +41,7 @@ from colbert_retriever.stores.folder import merges
 from colbert_retriever.stores.folder.filtering import compile_filter
 from colbert_retriever.stores.folder.manifest import MANIFEST, STAGING, Manifest, read_manifest, write_manifest
 from colbert_retriever.stores.folder.reader import FolderReader
-from colbert_retriever.stores.folder.snapshot import Snapshot, load_snapshot
+from colbert_retriever.stores.folder.snapshot import Snapshot, load_latest
 from colbert_retriever.stores.protocol import DocumentBatch, Row, join_passages
 from colbert_retriever.validation import check_ids
 
@@ -154,7 +154,7 @@ class Index:
         if not path.is_dir():
             msg = f"no index at {path} (not a folder)"
             raise IndexNotFoundError(msg)
-        snapshot = load_snapshot(path, read_manifest(path), previous=None, verify=verify)
+        snapshot = load_latest(path, previous=None, verify=verify)
         return cls(path, snapshot, config or IndexConfig(), search_config or SearchConfig())
 
     @property
@@ -196,9 +196,8 @@ class Index:
         """Load the latest committed state, e.g. after another process wrote (searches and
         reads do it by themselves when the manifest changed)."""
         seen = _manifest_stamp(self.path)
-        manifest = read_manifest(self.path)
-        if manifest.generation != self._snapshot.generation:
-            self._install(load_snapshot(self.path, manifest, previous=self._snapshot, verify=False))
+        if read_manifest(self.path).generation != self._snapshot.generation:
+            self._install(load_latest(self.path, previous=self._snapshot, verify=False))
         self._seen = seen
 
     def _current(self) -> Snapshot:

@@ -101,6 +101,19 @@ class Postings:
         arrays = (self.words, self.starts, self.rows, self.counts, self.lengths)
         return {name: write_npy(folder / name, array) for name, array in zip(FILES, arrays, strict=True)}
 
+    def structure_problem(self, n_rows: int) -> str | None:
+        """What is inconsistent in the lists of a segment of `n_rows` rows (None: nothing)."""
+        starts = self.starts.astype(np.int64)
+        if len(self.lengths) != n_rows:
+            return "lexical_lengths.npy does not hold one length per row"
+        if len(starts) != len(self.words) + 1 or starts[0] != 0 or (np.diff(starts) < 0).any():
+            return "lexical_starts.npy is not a non-decreasing offset per word from 0"
+        if int(starts[-1]) != len(self.rows) or len(self.rows) != len(self.counts):
+            return "lexical_starts.npy does not end at the postings' length"
+        if len(self.rows) and (int(self.rows.min()) < 0 or int(self.rows.max()) >= n_rows):
+            return "lexical_rows.npy refers to a row out of range"
+        return None
+
     def find(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every posting of `words` (distinct hashes) here: which of `words` it is (its
         index), the row, and how often the row holds it."""

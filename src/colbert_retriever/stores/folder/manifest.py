@@ -175,12 +175,23 @@ def is_committed(path: Path, generation: int) -> bool:
 
 def collect_garbage(path: Path, manifest: Manifest) -> None:
     """Remove segment and codec folders no manifest refers to (left by a crashed writer, or
-    retired one commit ago: a reader of the previous manifest may still be loading those)."""
-    keep = {name for _, name, _ in manifest.folders()} | set(manifest.retired)
+    retired by a commit that could not remove them: on Windows, a file still open)."""
+    keep = {name for _, name, _ in manifest.folders()}
     for parent in (path / "segments", path / "codecs"):
         for folder in parent.iterdir() if parent.is_dir() else ():
             if folder.name not in keep:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_retired(path: Path, manifest: Manifest) -> None:
+    """Remove the folders `manifest` retires, right after its commit. A loaded state never
+    reads its folders again (small files were read, large ones are mapped and stay readable
+    after removal on POSIX), and a reader that was loading the state they belonged to loads
+    the newer one (`snapshot.load_latest`); what cannot be removed now (an open file on
+    Windows) goes with the next commit's `collect_garbage`."""
+    for name in manifest.retired:
+        for parent in (path / "segments", path / "codecs"):
+            shutil.rmtree(parent / name, ignore_errors=True)
 
 
 def index_exists(path: str | Path) -> bool:

@@ -267,6 +267,8 @@ def check_structure(folder: Path, segment: Segment, *, dim: int, n_centroids: in
         elif len(c.ivf_docs) and (int(c.ivf_docs.min()) < 0 or int(c.ivf_docs.max()) >= n_docs):
             problem = "ivf_docs.npy refers to a document row out of range"
     problem = problem or segment.documents.structure_problem()
+    if segment.lexical is not None:
+        problem = problem or segment.lexical.structure_problem(n_docs)
     if problem:
         msg = f"segment {folder}: {problem}"
         raise IndexCorruptError(msg)

@@ -18,8 +18,10 @@ from colbert_retriever.errors import IndexCorruptError
 from colbert_retriever.results import IndexInfo
 from colbert_retriever.stores.folder.codec import ResidualCodec
 from colbert_retriever.stores.folder.documents import hash_ids
-from colbert_retriever.stores.folder.manifest import MANIFEST, Manifest
+from colbert_retriever.stores.folder.manifest import MANIFEST, Manifest, read_manifest
 from colbert_retriever.stores.folder.segment import Segment, check_files, check_structure, deleted_mask, load_segment
+
+_LOAD_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -135,3 +137,17 @@ def load_snapshot(path: Path, manifest: Manifest, *, previous: Snapshot | None, 
     else:
         codec = ResidualCodec.load(path / "codecs" / codec_entry.name, codec_entry, verify=verify)
     return Snapshot(manifest=manifest, segments=tuple(segments), codec=codec)
+
+
+def load_latest(path: Path, *, previous: Snapshot | None, verify: bool) -> Snapshot:
+    """The state the manifest names now. A commit removes the folders it retires at once, so
+    a load can find a folder of the state it read gone: when the manifest has moved on
+    meanwhile, the newer state is loaded instead (a few tries: writers commit in milliseconds)."""
+    for _ in range(_LOAD_TRIES):
+        manifest = read_manifest(path)
+        try:
+            return load_snapshot(path, manifest, previous=previous, verify=verify)
+        except IndexCorruptError:
+            if read_manifest(path).generation == manifest.generation:
+                raise  # the state is as it was read: damaged, not retired
+    return load_snapshot(path, read_manifest(path), previous=previous, verify=verify)

@@ -51,6 +51,7 @@ from colbert_retriever.stores.folder.manifest import (
     collect_garbage,
     is_committed,
     read_manifest,
+    remove_retired,
 )
 from colbert_retriever.stores.folder.manifest import write_manifest as commit_manifest
 from colbert_retriever.stores.folder.pooling import pool_tokens
@@ -191,6 +192,7 @@ def commit(path: Path, config: IndexConfig, previous: Snapshot, change: Change) 
                 for folder in folders:
                     shutil.rmtree(folder, ignore_errors=True)
             raise
+        remove_retired(path, new)
         try:  # the new files were checksummed as they were written: sizes are checked on load
             return load_snapshot(path, new, previous=snap, verify=False)
         except (OSError, ColbertRetrieverError) as exc:  # committed all the same: the write succeeded
