@@ -4,9 +4,10 @@ scores from an index folder and from a Qdrant collection (local mode and Edge).
 Both stores get the same rows: texts, and token vectors that are unit vectors of sixteenths,
 which float16 (the folder) and float32 after Qdrant's cosine normalisation hold exactly. Late
 interaction is exact in both (an exact index scored in float32; a prefetch that keeps every
-passage), so its scores agree within 1e-4. BM25 differs in its statistics (FTS5 per segment,
-Qdrant's collection-wide IDF and a fixed average length), so lexical mode is compared by the
-order of the hits, and hybrid search with RRF fusion, which reads only that order.
+passage), so its scores agree within 1e-4. BM25 shares its words and formula but not its
+length normalisation (the folder's live average length, Qdrant's fixed one), so lexical mode
+is compared by the order of the hits, and hybrid search with RRF fusion, which reads only
+that order.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ PASSAGES = {  # document id -> its passages' texts (several: a long document)
     "train": ["the red car and the blue train go to the green house with music."],
     "late": ["late interaction search", " with a query index", " is fast for the plant and the sun."],
 }
-QUERIES = ["green music house", "cat mat", "plant sun light", "vitamin bone", "paris"]  # no word in half the rows
+QUERIES = ["green music house", "cat mat", "plant sun light", "vitamin bone", "paris"]
 
 
 # Six sixteenths whose squares sum to 1: every unit vector of this kind, up to order and sign.
