@@ -97,7 +97,7 @@ class ColBERT:
             plaid: How a plaid index compresses (nbits, centroids); see `PlaidConfig`.
             pool_factor: Store ~1 / pool_factor of each document's token vectors, merging
                 similar ones: a smaller, faster index at some cost in quality.
-            lexical: Keep a full-text index (SQLite FTS5) of passages for hybrid (default) search.
+            lexical: Keep a full-text index (word lists for BM25) of passages for hybrid (default) search.
             exist_ok: Open the index at `location` if there is one.
             chunking: How texts longer than the model reads are split into passages
                 (`Chunking()`, the default); None stores them cut at `doc_maxlen`, with a

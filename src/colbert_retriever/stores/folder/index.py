@@ -90,7 +90,7 @@ class Index:
             plaid: How a plaid or auto index compresses (default `PlaidConfig()`).
             pool_factor: Keep ~1 / pool_factor of each document's token vectors, merging
                 similar ones (see pooling.py); 1 keeps them all.
-            lexical: Keep a full-text index (SQLite FTS5, BM25) of every passage beside the
+            lexical: Keep a full-text index (word lists for BM25) of every passage beside the
                 vectors, for hybrid and lexical search (`compact(lexical=)` switches it).
             exist_ok: Open an existing index at `path` instead of failing.
 
@@ -320,7 +320,6 @@ class Index:
         """Rewrite the live documents into fresh segments, dropping deleted rows for good.
 
         In a PLAID index the compressed tokens are copied as they are, into one segment.
-        Each segment's BM25 statistics then cover the whole collection again.
         `lexical`: add (True) or drop (False) the full-text index; None keeps it as it is.
         """
         self._install(transaction.compact(self.path, self.config, self._snapshot, lexical=lexical))

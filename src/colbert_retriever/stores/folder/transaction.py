@@ -66,7 +66,7 @@ logger = logging.getLogger(__name__)
 
 _ORPHAN_LOCK_SECONDS = 60.0  # a lock file with no folder this old belonged to a writer that died
 # Compacting an exact index writes segments of about this many tokens (float16: 128 MB at dim
-# 128), across the old segments' boundaries: few segments, each with BM25 statistics of many rows.
+# 128), across the old segments' boundaries: few segments, each holding many rows.
 _COMPACT_TOKENS = compression.AUTO_PLAID_TOKENS
 Change = Callable[[Snapshot, list[Path]], Manifest | None]  # None: nothing to commit
 
