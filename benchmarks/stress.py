@@ -110,11 +110,14 @@ def writer(folder: Path, journal: Path, start: int) -> None:
 
 
 def check_snapshot(index: Index) -> str | None:
-    """A committed state holds every group whole, all at one version; else say what is torn."""
-    ids = index.doc_ids()
+    """A committed state holds every group whole, all at one version; else say what is torn.
+    Read from one state (a handle's reads each load the newest commit first)."""
+    snap = index.reader().snapshot
+    ids = snap.live_ids()
     groups: dict[str, set] = {}
-    for doc in index.get(ids):
-        groups.setdefault(doc.doc_id.split("-")[0], set()).add((doc.metadata["version"], doc.text))
+    for doc_id, (seg_no, rows) in snap.locate(ids).items():
+        (row, *_) = snap.segments[seg_no].documents.read(rows)
+        groups.setdefault(doc_id.split("-")[0], set()).add((row.metadata["version"], row.text))
     counts: dict[str, int] = {}
     for doc_id in ids:
         counts[doc_id.split("-")[0]] = counts.get(doc_id.split("-")[0], 0) + 1

@@ -147,7 +147,7 @@ def load_latest(path: Path, *, previous: Snapshot | None, verify: bool) -> Snaps
         manifest = read_manifest(path)
         try:
             return load_snapshot(path, manifest, previous=previous, verify=verify)
-        except IndexCorruptError:
+        except (IndexCorruptError, OSError):  # a file gone (removed, or mid-removal)
             if read_manifest(path).generation == manifest.generation:
-                raise  # the state is as it was read: damaged, not retired
+                raise  # the state is as it was read: damaged, or the OS refused, not retired
     return load_snapshot(path, read_manifest(path), previous=previous, verify=verify)
