@@ -8,11 +8,12 @@ Layout of an index folder::
     codecs/<name>/         PLAID index: centroids and residual codewords (codec.py)
     staging/<id>/          a writer's segments before its commit (transaction.py)
 
-Readers load the manifest once and hold that snapshot (snapshot.py); writers stage outside
-the lock and commit under it (transaction.py), with the PLAID policy of compression.py. A
-search takes a `FolderReader` over the current snapshot (reader.py) and hands it to the
-search pipeline, so it is thread-safe and runs while another thread or process writes.
-This module is the façade over those parts.
+A handle holds one loaded state (snapshot.py) and loads a newer one when the manifest has
+changed, before each read; writers stage outside the lock and commit under it
+(transaction.py), with the PLAID policy of compression.py, then merge small segments
+(merges.py). A search takes a `FolderReader` over the current state (reader.py) and hands
+it to the search pipeline, so it is thread-safe and runs while another thread or process
+writes. This module is the façade over those parts.
 """
 
 from __future__ import annotations
