@@ -9,6 +9,12 @@ from colbert_retriever.errors import ConfigError
 from colbert_retriever.results import Document
 
 
+def test_an_empty_filter_value_is_refused_with_the_two_fixes() -> None:
+    """Regression: `--filter 'title='` matched nothing and exited 0."""
+    with pytest.raises(ConfigError, match=r"no value.*\{\"title\": \"\"\}.*\$exists"):
+        parse_filters(["title="], [])
+
+
 def test_parse_filters_reads_values_as_strings_and_ands_everything() -> None:
     assert parse_filters([], []) is None
     assert parse_filters(["title=1984"], []) == {"title": "1984"}

@@ -61,6 +61,10 @@ def test_metadata_filters(colbert: ColBERT) -> None:
     nodes = ColBERTRetriever(colbert, similarity_top_k=30, filters=negated).retrieve("a drink")
     assert len(nodes) == 19
     assert "coffee" not in {n.node.node_id for n in nodes}
+    everything = ColBERTRetriever(colbert, similarity_top_k=30).retrieve("a drink")
+    for empty in (MetadataFilters(filters=[]), MetadataFilters(filters=[MetadataFilters(filters=[])])):
+        nodes = ColBERTRetriever(colbert, similarity_top_k=30, filters=empty).retrieve("a drink")  # no filter
+        assert [n.node.node_id for n in nodes] == [n.node.node_id for n in everything]
     unsupported = MetadataFilters(filters=[MetadataFilter(key="title", value="A", operator=FilterOperator.TEXT_MATCH)])
     with pytest.raises(ValueError, match="cannot filter with operator"):
         ColBERTRetriever(colbert, filters=unsupported)

@@ -25,6 +25,12 @@ def parse_filters(fields: list[str], objects: list[str]) -> dict[str, Any] | Non
         if not sep or not name or value.startswith("="):
             msg = f"--filter expects FIELD=VALUE, got {spec!r} (use --filter-json for operators)"
             raise ConfigError(msg)
+        if not value:
+            msg = (
+                f"--filter {spec!r} has no value; for an empty string use --filter-json '{{\"{name}\": \"\"}}', "
+                f"for documents without the field '{{\"{name}\": {{\"$exists\": false}}}}'"
+            )
+            raise ConfigError(msg)
         values[name].append(value)
     parts: list[Any] = [{name: vs[0] if len(vs) == 1 else {"$in": vs}} for name, vs in values.items()]
     for spec in objects:

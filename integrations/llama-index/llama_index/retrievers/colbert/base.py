@@ -48,7 +48,7 @@ def to_core_filters(filters: MetadataFilters | None) -> dict[str, Any] | None:
     matching (`TEXT_MATCH`, `TEXT_MATCH_INSENSITIVE`) has no counterpart in the core and
     raises `ValueError`: a filter is never silently dropped.
     """
-    if filters is None:
+    if filters is None or not filters.filters:  # MetadataFilters(filters=[]): no filter, as in LlamaIndex's stores
         return None
     parts = [_to_core(item) for item in filters.filters]
     condition = filters.condition or FilterCondition.AND
@@ -59,9 +59,7 @@ def to_core_filters(filters: MetadataFilters | None) -> dict[str, Any] | None:
 
 def _to_core(item: MetadataFilter | MetadataFilters) -> dict[str, Any]:
     if isinstance(item, MetadataFilters):
-        nested = to_core_filters(item)
-        assert nested is not None
-        return nested
+        return to_core_filters(item) or {}  # an empty group constrains nothing
     key, value, op = item.key, item.value, item.operator
     if op in _OPERATORS:
         return {key: {_OPERATORS[op]: value}}
