@@ -10,14 +10,15 @@ from test_index import MODEL
 
 from colbert_retriever import DocumentBatch, Index
 from colbert_retriever.bm25 import stems
-from colbert_retriever.stores.folder.lexical import FILES, Postings, query_words, word_hashes, write_lexical
+from colbert_retriever.stores.folder.documents import hash_ids
+from colbert_retriever.stores.folder.lexical import FILES, Postings, query_words, write_lexical
 
 TEXTS = ["the cat sat on the mat", "dogs chase cats", "error ERR-4521X in the pump", "nothing to see"]
 
 
 def _postings_of(postings: Postings, word: str) -> dict[int, int]:
     """{row: count} of one word, read from the lists."""
-    which, rows, counts = postings.find(word_hashes([word]))
+    which, rows, counts = postings.find(hash_ids([word]))
     assert set(which.tolist()) <= {0}
     return dict(zip(rows.tolist(), counts.astype(int).tolist(), strict=True))
 
@@ -40,7 +41,7 @@ def test_find_returns_which_query_word_each_posting_is() -> None:
     assert len(words) == 3
     which, rows, _ = postings.find(words)
     found = {(int(words[w]), int(r)) for w, r in zip(which, rows, strict=True)}
-    cat, pump = word_hashes(["cat", "pump"]).tolist()
+    cat, pump = hash_ids(["cat", "pump"]).tolist()
     assert found == {(cat, 0), (cat, 1), (pump, 2)}
 
 

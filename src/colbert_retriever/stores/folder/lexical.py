@@ -4,7 +4,7 @@ bm25s stores them), for BM25 with the statistics of the whole index (colbert_ret
 Files of a segment in an index with a lexical side, written once with it, listed and
 checksummed in the manifest like its other files::
 
-    lexical_words.npy    (n_words,) uint64 hashes of the distinct stems, sorted
+    lexical_words.npy    (n_words,) uint64 hashes of the distinct stems (as ids are hashed), sorted
     lexical_starts.npy   (n_words + 1,) int64 where each word's postings start
     lexical_rows.npy     (n_postings,) int32 the rows holding the word, ascending
     lexical_counts.npy   (n_postings,) uint16 how often each holds it
@@ -19,7 +19,6 @@ they load, and a merge or `compact` writes them out.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,25 +27,19 @@ import numpy as np
 
 from colbert_retriever.atomic import FileInfo, write_npy
 from colbert_retriever.bm25 import stems
-from colbert_retriever.stores.folder.documents import load_array, reading
+from colbert_retriever.stores.folder.documents import hash_ids, load_array, reading
 
 FILES = ("lexical_words.npy", "lexical_starts.npy", "lexical_rows.npy", "lexical_counts.npy", "lexical_lengths.npy")
 FTS5_FILE = "lexical.sqlite"  # segments of format 4 and before
 
 
-def word_hashes(words: Iterable[str]) -> np.ndarray:
-    """(n,) uint64 stable hashes of `words` (BLAKE2b, 8 bytes).
-
-    >>> word_hashes(["cat", "cat"]).tolist() == [word_hashes(["cat"])[0]] * 2
-    True
-    """
-    digests = b"".join(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest() for w in words)
-    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
-
-
 def query_words(text: str) -> np.ndarray:
-    """The distinct word hashes of a query, in no particular order."""
-    return np.unique(word_hashes(stems(text)))
+    """The distinct word hashes of a query, in no particular order.
+
+    >>> (query_words("Cats chase the cat") == np.sort(hash_ids(["cat", "chase", "the"]))).all()
+    np.True_
+    """
+    return np.unique(hash_ids(stems(text)))
 
 
 @dataclass(frozen=True)
@@ -71,7 +64,7 @@ class Postings:
             row_of += [row] * len(ids)
             word_of += ids
             lengths.append(len(ids))
-        hashes = word_hashes(vocabulary)
+        hashes = hash_ids(vocabulary)
         order = np.argsort(hashes)  # sorted position -> word id
         position = np.empty_like(order)
         position[order] = np.arange(len(order))  # word id -> sorted position

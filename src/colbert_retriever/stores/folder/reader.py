@@ -101,15 +101,14 @@ class FolderReader:
         with self._reading():
             for seg_no, mine in self._by_segment(positions):
                 segment, base = self.segments[seg_no], int(self.bases[seg_no])
-                local = positions[mine] - base
-                order = np.argsort(local, kind="stable")
-                done = 0
-                for chunk in segment.chunks(local[order], budget):
+                at = np.flatnonzero(mine)
+                at = at[np.argsort(positions[at], kind="stable")]  # this segment's rows, in storage order
+                start = 0
+                for chunk in segment.chunks(positions[at] - base, budget):
                     tokens, offsets = segment.tokens(chunk)
                     vectors = token_vectors(segment, tokens, self.codec)
-                    chunk_scores = maxsim(query[None].astype(np.float32), vectors, offsets)[0]
-                    scores[np.flatnonzero(mine)[order[done : done + len(chunk)]]] = chunk_scores
-                    done += len(chunk)
+                    scores[at[start : start + len(chunk)]] = maxsim(query[None].astype(np.float32), vectors, offsets)[0]
+                    start += len(chunk)
         return scores.tolist()
 
     def lexical_scores(self, text: str, rows: Sequence[Hashable]) -> list[float]:
