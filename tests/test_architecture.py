@@ -13,7 +13,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "colbert_retriever"
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "ARCHITECTURE.md"
 
 BASICS = {
-    "_version", "atomic", "bm25", "config", "devices", "errors", "filters", "maxsim", "metrics", "results", "validation"
+    "_version",
+    "atomic",
+    "bm25",
+    "config",
+    "devices",
+    "errors",
+    "filters",
+    "maxsim",
+    "metrics",
+    "results",
+    "validation",
 }
 FRONT_ENDS = {"cli", "service", "__main__"}
 FRONT_DOOR = {"retriever", "explain"}

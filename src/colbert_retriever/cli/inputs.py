@@ -27,8 +27,8 @@ def parse_filters(fields: list[str], objects: list[str]) -> dict[str, Any] | Non
             raise ConfigError(msg)
         if not value:
             msg = (
-                f"--filter {spec!r} has no value; for an empty string use --filter-json '{{\"{name}\": \"\"}}', "
-                f"for documents without the field '{{\"{name}\": {{\"$exists\": false}}}}'"
+                f'--filter {spec!r} has no value; for an empty string use --filter-json \'{{"{name}": ""}}\', '
+                f'for documents without the field \'{{"{name}": {{"$exists": false}}}}\''
             )
             raise ConfigError(msg)
         values[name].append(value)

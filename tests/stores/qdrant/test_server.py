@@ -109,18 +109,26 @@ def test_the_requests_for_a_server(server: tuple[str, list[dict[str, Any]]], che
     assert layout["model"]["digest"] == retriever.encoder.fingerprint.digest
     assert (layout["dim"], layout["prefetch"], layout["lexical"]) == (16, "mean", True)
     indexed = {body["field_name"]: body["field_schema"] for body in _one(requests, "PUT", "/collections/docs/index")}
-    assert indexed == {"doc_id": "keyword", "write": "keyword", "live": "integer", "passage": "integer"}
+    assert indexed == {
+        "doc_id": "keyword",
+        "write": "keyword",
+        "live": "integer",
+        "settled": "integer",
+        "passage": "integer",
+    }
 
     (upload,) = _one(requests, "PUT", "/collections/docs/points")
     (point,) = upload["points"]
-    assert point["id"] == point_id("cat", 0, 0)
+    assert point["id"] == point_id("cat", 0, point["payload"]["write"])
     assert point["payload"]["doc_id"] == "cat"
-    assert point["payload"]["live"] == 0  # invisible until the write commits
+    assert (point["payload"]["live"], point["payload"]["settled"]) == (0, 0)  # invisible until the write commits
     assert len(point["vector"]["colbert"][0]) == 16
     assert set(point["vector"]) == {"colbert", "prefetch", "bm25"}
-    (commit,) = _one(requests, "POST", "/collections/docs/points/payload")
-    assert commit["payload"] == {"live": 1}
+    commit, settle = _one(requests, "POST", "/collections/docs/points/payload")  # versions.py's protocol
+    assert (commit["payload"], settle["payload"]) == ({"live": 1}, {"settled": 1})
     assert commit["filter"]["must"][0]["match"]["value"] == point["payload"]["write"]
+    (abandoned,) = _one(requests, "POST", "/collections/docs/points/delete")  # a dead writer's, an hour old
+    assert abandoned["filter"]["must"][1]["key"] == "started"
 
     (query,) = _one(requests, "POST", "/collections/docs/points/query")  # passages; the pipeline groups them
     assert (query["limit"], query["using"]) == (3, "colbert")

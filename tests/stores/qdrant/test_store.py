@@ -135,13 +135,14 @@ def test_get_returns_whole_documents_and_passages_their_vectors(pair: tuple[ColB
     assert explained.score == pytest.approx(folder.explain("fast late interaction search", "d4").score, rel=1e-3)
 
 
-def test_point_ids_are_uuid5_of_the_id_with_the_id_in_the_payload(pair: tuple[ColBERT, ColBERT]) -> None:
+def test_point_ids_are_uuid5_of_the_id_and_the_write_with_the_id_in_the_payload(pair: tuple[ColBERT, ColBERT]) -> None:
     store = pair[1].index
     assert isinstance(store, QdrantStore)
     points = {str(p.id): p.payload for p in store.collection.scroll(visible(), payload=True)}
-    assert points[point_id("d3", 0, 0)]["doc_id"] == "d3"
-    assert points[point_id("d3", 0, 0)]["text"] == TEXTS[3]
-    assert point_id("d3", 0, 0) == point_id("d3", 0, 0) != point_id("d3", 0, 1)
+    write = next(p["write"] for p in points.values() if p["doc_id"] == "d3")
+    assert points[point_id("d3", 0, write)]["doc_id"] == "d3"
+    assert points[point_id("d3", 0, write)]["text"] == TEXTS[3]
+    assert point_id("d3", 0, write) == point_id("d3", 0, write) != point_id("d3", 0, "another write")
 
 
 def test_add_upsert_delete_keep_the_index_semantics(pair: tuple[ColBERT, ColBERT]) -> None:

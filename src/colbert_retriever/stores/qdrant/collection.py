@@ -4,12 +4,14 @@ transit, their failures turned into this library's errors.
 Layout::
 
     point        one stored row (a document, or one passage of a long one); its id is
-                 UUIDv5 of (doc id, passage, version) (`point_id`)
+                 UUIDv5 of (doc id, passage, write token) (`point_id`)
     "colbert"    the row's token vectors, a multi-vector scored by MaxSim, no HNSW
     "prefetch"   one vector standing for them (vectors.py), under HNSW
     "bm25"       its BM25 sparse vector, with Qdrant's IDF modifier (lexical=True)
     payload      doc_id, passage, start, text, metadata, n_tokens, version, live (1 once
-                 its write committed, 0 before), write (its write's token)
+                 its write committed, 0 before), settled (1 once no older version is left),
+                 write (its write's token), started (when its write began, Unix seconds);
+                 see versions.py
     metadata     the collection's own: {"colbert_retriever": format, library version,
                  model fingerprint, dim, prefetch kind, lexical}, checked at open as an
                  index folder's manifest is
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,9 +53,10 @@ Scored = tuple[float, dict[str, Any], Any, Any]
 """A point found by a query: (score, payload, point id, its token vectors or None)."""
 
 
-def point_id(doc_id: str, passage: int, version: int) -> str:
-    """The point id of passage `passage` of version `version` of document `doc_id`."""
-    return str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x00{passage}\x00{version}"))
+def point_id(doc_id: str, passage: int, write: str) -> str:
+    """The point id of passage `passage` of document `doc_id` as the write `write` stores it:
+    unique to the write, so concurrent writers of one document never overwrite each other."""
+    return str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x00{passage}\x00{write}"))
 
 
 def connect(config: QdrantConfig) -> QdrantClient:
@@ -113,6 +118,14 @@ class SharedHandles:
 
 
 LOCAL_CLIENTS = SharedHandles()
+_LOCKS: dict[str, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def lock(key: str) -> threading.RLock:
+    """The lock of `key` in this process (made on first use, kept for the process)."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.RLock())
 
 
 def check_layout(layout: Any, where: str) -> dict[str, Any]:
@@ -146,10 +159,24 @@ def visible(*conditions: Any) -> models.Filter:
 
 
 class Collection:
-    """A client and the collection `config.collection`; every request goes through `request`."""
+    """A client and the collection `config.collection`; every request goes through `request`.
+
+    `writer` is held by a write from start to end, so this process's writers of the
+    collection take turns. In local mode (`exclusive`: the folder is this process's alone),
+    `requests` is held by every request, since qdrant-client's local mode is not safe to
+    call from several threads, and by a write's commit, so no read runs half-way through it
+    (see versions.py); on a server it holds nothing.
+    """
 
     def __init__(self, client: QdrantClient, config: QdrantConfig) -> None:
         self.client, self.config, self.name = client, config, config.collection
+        self.exclusive = config.url is None
+        if config.url is not None:
+            place = config.url
+        else:
+            place = f":memory:{id(client)}" if config.path == ":memory:" else str(Path(str(config.path)).resolve())
+        self.writer = lock(f"write {place} {self.name}")
+        self.requests: AbstractContextManager[Any] = lock(f"client {place}") if self.exclusive else nullcontext()
 
     def request(self, call: Callable[..., _T], *args: Any, write: bool = False, **kwargs: Any) -> _T:
         """`call`, retried `config.retries` times over failures in transit (0.5 s, 1 s, ...
@@ -157,8 +184,9 @@ class Collection:
         that is gone an `IndexNotFoundError`."""
         for attempt in itertools.count():
             try:
-                return call(*args, **kwargs)
-            except (ResponseHandlingException, UnexpectedResponse, ConnectionError, TimeoutError) as exc:
+                with self.requests:
+                    return call(*args, **kwargs)
+            except (ResponseHandlingException, UnexpectedResponse, ConnectionError, TimeoutError, sqlite3.Error) as exc:
                 status = exc.status_code if isinstance(exc, UnexpectedResponse) else None
                 if (status is None or status in _TRANSIENT) and attempt < self.config.retries:
                     time.sleep(0.5 * 2**attempt)
@@ -203,6 +231,7 @@ class Collection:
                 ("doc_id", "keyword"),
                 ("write", "keyword"),
                 ("live", "integer"),
+                ("settled", "integer"),
                 ("passage", "integer"),
             ):
                 kind = models.PayloadSchemaType(schema)

@@ -36,6 +36,7 @@ from colbert_retriever.stores.qdrant.collection import (
     SharedHandles,
     check_layout,
     late_vectors,
+    lock,
 )
 from colbert_retriever.stores.qdrant.config import QdrantConfig
 from colbert_retriever.stores.qdrant.vectors import FDE_DIM
@@ -58,10 +59,14 @@ class EdgeCollection:
             raise MissingDependencyError(msg)
         self.config, self.name, self.folder = config, config.collection, Path(str(config.path)) / config.collection
         self._shard: Any = None
+        self.exclusive = True  # Edge locks the shard's files to one process
+        self.writer = lock(f"write {self.folder.resolve()}")
+        self.requests = lock(f"shard {self.folder.resolve()}")
 
     def request(self, call: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
         try:
-            return call(*args, **kwargs)
+            with self.requests:
+                return call(*args, **kwargs)
         except Exception as exc:  # the engine raises plain Exceptions ("Service runtime error: ...")
             msg = f"{self.config.where} {'refused a write' if write else 'failed a request'}: {exc}"
             raise StoreError(msg) from exc
@@ -98,7 +103,7 @@ class EdgeCollection:
         self._shard = SHARDS.acquire(
             str(self.folder.resolve()), lambda: self.request(qe.EdgeShard.create, str(self.folder), config, write=True)
         )
-        kinds = {"doc_id": "Keyword", "write": "Keyword", "live": "Integer", "passage": "Integer"}
+        kinds = {"doc_id": "Keyword", "write": "Keyword", "live": "Integer", "settled": "Integer", "passage": "Integer"}
         for field, kind in kinds.items():  # filtered searches and scrolls use them
             self._update(qe.UpdateOperation.create_field_index(field, getattr(qe.PayloadSchemaType, kind)))
         write_bytes(self.folder / LAYOUT, json.dumps(layout).encode())

@@ -6,6 +6,9 @@ that Qdrant then scores by MaxSim against the query's token vectors. BM25: a que
 sparse vectors (each passage's term-frequency weights, Qdrant's collection-wide IDF). The
 scores of given rows: the same queries restricted to those points, without the prefetch.
 
+A point of a document's older version, visible for a moment while a writer of another
+process commits, is dropped from what a query returns (versions.py).
+
 Every point a query returns comes with its payload, which the reader keeps, so the hits are
 read from what the search saw; with `vectors=True` (a search with highlights) it keeps their
 token vectors too, so a hit's passage is explained from the version the search scored, even
@@ -34,6 +37,7 @@ from colbert_retriever.stores.qdrant.collection import (
     visible,
 )
 from colbert_retriever.stores.qdrant.vectors import bm25_query, prefetch_vector
+from colbert_retriever.stores.qdrant.versions import is_current, newest_versions, version_key
 from colbert_retriever.validation import check_ids
 
 if TYPE_CHECKING:
@@ -119,6 +123,8 @@ class QdrantReader:
         self, query: Any, using: str, prefetch: models.Prefetch | None, where: models.Filter, limit: int
     ) -> list[ScoredRow]:
         found = self.collection.query(query, using, prefetch, where, limit, vectors=self.vectors) if limit else []
+        current = is_current(self.collection, [payload for _, payload, _, _ in found])
+        found = [point for point, keep in zip(found, current, strict=True) if keep]
         for _, payload, point, vectors in found:
             self._keep(point, payload, vectors)
         return [ScoredRow(score, point, payload["doc_id"]) for score, payload, point, _ in found]
@@ -128,8 +134,8 @@ class QdrantReader:
         self._payloads[point] = payload
         key = (payload["doc_id"], payload["passage"])
         old = self._seen.get(key)
-        newer = old is None or old[0]["version"] < payload["version"]
-        if newer or (old is not None and old[0]["version"] == payload["version"] and vectors is not None):
+        newer = old is None or version_key(old[0]) < version_key(payload)
+        if newer or (old is not None and version_key(old[0]) == version_key(payload) and vectors is not None):
             self._seen[key] = (payload, vectors)
 
     def _scores_of(self, query: Any, using: str, rows: Sequence[Hashable]) -> dict[Hashable, float]:
@@ -143,18 +149,6 @@ class QdrantReader:
 def _sparse(text: str) -> models.SparseVector | None:
     indices, values = bm25_query(text)
     return models.SparseVector(indices=indices, values=values) if indices else None
-
-
-def newest_versions(points: Any) -> dict[str, list[Any]]:
-    """Points by doc_id: each document's newest version, in passage order."""
-    by_doc: dict[str, list[Any]] = {}
-    for point in points:
-        by_doc.setdefault(point.payload["doc_id"], []).append(point)
-    for doc_id, found in by_doc.items():
-        newest = max(p.payload["version"] for p in found)
-        current = [p for p in found if p.payload["version"] == newest]
-        by_doc[doc_id] = sorted(current, key=lambda p: p.payload["passage"])
-    return by_doc
 
 
 def payload_row(payload: dict[str, Any]) -> Row:

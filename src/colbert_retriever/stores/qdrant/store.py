@@ -4,18 +4,20 @@ that shards and replicates. The collection's layout and requests are in
 collection.py (Edge: edge.py), searching in reader.py.
 
 Writes: Qdrant makes one request atomic, not a write of many. A write uploads its points
-invisible (`live` 0, `write` its token), in batches with retries; only when every batch
-is up does one request make them visible, and another delete the versions they replace.
-A failed write removes what it uploaded and leaves the collection as it was; a writer
-killed mid-write leaves invisible points, which no read returns. Between the two commit
-requests a replaced document's old and new versions are both visible (reads return the
-newest). One writer at a time per collection: the duplicate-id checks are not atomic
-with the uploads.
+invisible, in batches with retries; only when every batch is up does one request make them
+visible, and the next ones delete the versions they replace (versions.py has the protocol).
+A failed write removes what it uploaded and leaves the collection as it was; what a killed
+writer left is cleaned by the next write (and, locally, by the next open). Writers of one
+collection in this process take turns; writers in several processes (a server) may
+interleave, and readers still see exactly one version of each document, the newest. The
+duplicate-id check of `add` is not atomic with the upload across processes: two processes
+adding one new id at once both succeed, and the later version is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -44,8 +46,9 @@ from colbert_retriever.stores.qdrant.collection import (
 )
 from colbert_retriever.stores.qdrant.config import QdrantConfig
 from colbert_retriever.stores.qdrant.filters import to_qdrant
-from colbert_retriever.stores.qdrant.reader import QdrantReader, newest_versions, payload_row
+from colbert_retriever.stores.qdrant.reader import QdrantReader, payload_row
 from colbert_retriever.stores.qdrant.vectors import bm25_document, prefetch_vector
+from colbert_retriever.stores.qdrant.versions import newest_versions, prune, recover, stamp
 from colbert_retriever.validation import check_ids
 
 if TYPE_CHECKING:
@@ -116,6 +119,9 @@ class QdrantStore:
         collection = _collection(config)
         try:
             layout = collection.layout()
+            if collection.exclusive:  # nobody else writes here: finish what a killed writer left
+                with collection.writer:
+                    recover(collection)
         except BaseException:
             collection.close()
             raise
@@ -220,36 +226,31 @@ class QdrantStore:
             IndexWriteError: Qdrant refused a request, after retries; nothing became visible.
         """
         delete = check_ids(delete)
-        versions = self._versions(delete)
-        missing = [d for d in delete if d not in versions]
-        if missing and not missing_ok:
-            msg = f"{len(missing)} id(s) not in {self.config.where}: {missing[:5]}"
-            raise DocumentNotFoundError(msg)
-        token = uuid.uuid4().hex
-        replaced, added = set(versions), set[str]()
-        try:
-            with tqdm(desc="Uploading", unit="point", disable=not self.config.show_progress) as bar:
-                for batch in batches:
-                    ids = new_document_ids(batch.checked_rows(self.dim, upsert=upsert), added, upsert=upsert)
-                    stored = self._versions([d for d in ids if d not in versions])
-                    if stored and not upsert:
-                        msg = f"{len(stored)} id(s) already in {self.config.where}: {sorted(stored)[:5]}; use upsert"
-                        raise DuplicateIdError(msg)
-                    versions |= stored
-                    replaced |= set(stored)
-                    points = self._points(batch, {d: versions[d] + 1 if d in versions else 0 for d in ids}, token)
-                    for start in range(0, len(points), self.config.upload_batch):
-                        chunk = points[start : start + self.config.upload_batch]
-                        self.collection.upsert(chunk)
-                        bar.update(len(chunk))
+        with self.collection.writer:
+            recover(self.collection)
+            versions = self._versions(delete)
+            missing = [d for d in delete if d not in versions]
+            if missing and not missing_ok:
+                msg = f"{len(missing)} id(s) not in {self.config.where}: {missing[:5]}"
+                raise DocumentNotFoundError(msg)
+            token = uuid.uuid4().hex
             mine = models.Filter(must=[equals("write", token)])
-            self.collection.set_payload({"live": 1}, mine)
-        except BaseException:
-            self._discard(token)
-            raise
-        if replaced:
-            old = models.Filter(must=[match("doc_id", sorted(replaced))], must_not=[mine])
-            self.collection.delete(old)
+            try:
+                replaced, written = self._upload(batches, versions, token, upsert=upsert)
+            except BaseException:
+                self._discard(token)
+                raise
+            with self.collection.requests:  # no read of this process sees half of what follows
+                try:
+                    self.collection.set_payload({"live": 1}, mine)
+                except BaseException:
+                    self._discard(token)
+                    raise
+                gone = sorted(replaced - written)
+                if gone:
+                    self.collection.delete(models.Filter(must=[match("doc_id", gone)], must_not=[mine]))
+                prune(self.collection, sorted(written if not self.collection.exclusive else written & replaced))
+                self.collection.set_payload({"settled": 1}, mine)
 
     def delete(self, doc_ids: Sequence[str], *, missing_ok: bool = False) -> None:
         """Remove documents by id, every passage of each (all must exist unless `missing_ok`)."""
@@ -297,7 +298,31 @@ class QdrantStore:
             lexical=self.lexical,
         )
 
-    def _points(self, batch: DocumentBatch, versions: dict[str, int], token: str) -> list[models.PointStruct]:
+    def _upload(
+        self, batches: Iterable[DocumentBatch], versions: dict[str, int], token: str, *, upsert: bool
+    ) -> tuple[set[str], set[str]]:
+        """Upload `batches` as uncommitted points of the write `token`; the ids it replaces
+        (`versions`' and the stored ones it upserts) and the ids it writes."""
+        replaced, written, started = set(versions), set[str](), time.time()
+        with tqdm(desc="Uploading", unit="point", disable=not self.config.show_progress) as bar:
+            for batch in batches:
+                ids = new_document_ids(batch.checked_rows(self.dim, upsert=upsert), written, upsert=upsert)
+                stored = self._versions([d for d in ids if d not in versions])
+                if stored and not upsert:
+                    msg = f"{len(stored)} id(s) already in {self.config.where}: {sorted(stored)[:5]}; use upsert"
+                    raise DuplicateIdError(msg)
+                versions |= stored
+                replaced |= set(stored)
+                points = self._points(batch, {d: stamp(versions.get(d)) for d in ids}, token, started)
+                for start in range(0, len(points), self.config.upload_batch):
+                    chunk = points[start : start + self.config.upload_batch]
+                    self.collection.upsert(chunk)
+                    bar.update(len(chunk))
+        return replaced, written
+
+    def _points(
+        self, batch: DocumentBatch, versions: dict[str, int], token: str, started: float
+    ) -> list[models.PointStruct]:
         n = len(batch.ids)
         metadata, passages, starts = batch.metadata or [{}] * n, batch.passages or [0] * n, batch.starts or [0] * n
         points = []
@@ -319,11 +344,11 @@ class QdrantStore:
                 "n_tokens": len(tokens),
                 "version": versions[doc_id],
                 "live": 0,
+                "settled": 0,
                 "write": token,
+                "started": started,
             }
-            points.append(
-                models.PointStruct(id=point_id(doc_id, passages[i], versions[doc_id]), vector=vector, payload=payload)
-            )
+            points.append(models.PointStruct(id=point_id(doc_id, passages[i], token), vector=vector, payload=payload))
         return points
 
     def _discard(self, token: str) -> None:
