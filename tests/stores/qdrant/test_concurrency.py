@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from colbert_retriever import QdrantConfig, StoreError
+from colbert_retriever import QdrantConfig
 from colbert_retriever.stores.protocol import DocumentBatch
 from colbert_retriever.stores.qdrant.collection import visible
 from colbert_retriever.stores.qdrant.store import QdrantStore
@@ -64,16 +64,16 @@ def _check_one_version(store: QdrantStore, doc_id: str, texts: set[str]) -> None
 
 
 def test_two_threads_upserting_one_id_never_lose_it(store: QdrantStore) -> None:
+    errors: list[BaseException] = []
+
+    def write(text: str, passages: int) -> None:
+        try:
+            store.write([one("doc", text, passages)], upsert=True)
+        except BaseException as exc:
+            errors.append(exc)
+
     for round_ in range(ROUNDS):
         texts = {f"first {round_}", f"second {round_}"}
-        errors: list[BaseException] = []
-
-        def write(text: str, passages: int) -> None:
-            try:
-                store.write([one("doc", text, passages)], upsert=True)
-            except BaseException as exc:  # noqa: BLE001 (reported below)
-                errors.append(exc)
-
         threads = [threading.Thread(target=write, args=(t, 1 + i)) for i, t in enumerate(sorted(texts))]
         for thread in threads:
             thread.start()
@@ -105,7 +105,7 @@ def test_a_reader_beside_a_writer_sees_one_whole_version(store: QdrantStore) -> 
                 query = np.ones((2, DIM), dtype=np.float32)
                 found = reader.best_late([query], 10, documents=10)[0]
                 seen.append({r.metadata["text"] for r in reader.read([f.row for f in found])})
-            except BaseException as exc:  # noqa: BLE001 (reported below)
+            except BaseException as exc:
                 errors.append(exc)
 
     thread = threading.Thread(target=read)
