@@ -20,7 +20,7 @@ Precision = Literal["auto", "float32", "bfloat16"]
 ScoringDtype = Literal["auto", "float16", "float32"]
 Unit = Literal["document", "passage"]
 Mode = Literal["hybrid", "late", "lexical"]
-Fusion = Literal["blend", "rrf"]
+Fusion = Literal["blend", "rrf", "saturated"]
 
 
 def _require_positive(name: str, value: int) -> None:
@@ -155,10 +155,13 @@ class SearchConfig:
             become one: "blend" (default), `late_weight` x MaxSim + (1 - `late_weight`) x
             BM25, each min-max normalised over the candidates; or "rrf", reciprocal-rank
             fusion, the sum of 1 / (`rrf_k` + rank) over both rankings (it lost to the
-            blend on every collection measured).
+            blend on every collection measured); or "saturated", `late_weight` x MaxSim
+            over the query's tokens + (1 - `late_weight`) x BM25 / (BM25 + `saturation`),
+            a score that depends on no other candidate.
         late_weight: The blend's weight on MaxSim, in [0, 1]. 0.8 was best or within 0.002
             of best on SciFact, nfcorpus, medline and scifact_long (benchmarks/hybrid.py).
         rrf_k: Reciprocal-rank fusion's constant.
+        saturation: The saturated fusion's BM25 at which its lexical part is one half.
         candidates: Hybrid search: documents taken from each side's ranking (at least k);
             every candidate gets both scores. 20 gave the nDCG@10 of 50 and 100 on the
             same collections; each lexical-only candidate costs a MaxSim over all its
@@ -175,6 +178,7 @@ class SearchConfig:
     fusion: Fusion = "blend"
     late_weight: float = 0.8
     rrf_k: int = 60
+    saturation: float = 10.0
     candidates: int = 20
 
     def __post_init__(self) -> None:
@@ -182,8 +186,11 @@ class SearchConfig:
         _require_positive("max_scores_per_chunk", self.max_scores_per_chunk)
         _require_positive("rrf_k", self.rrf_k)
         _require_positive("candidates", self.candidates)
-        if self.fusion not in ("blend", "rrf"):
-            msg = f"fusion must be 'blend' or 'rrf', got {self.fusion!r}"
+        if isinstance(self.saturation, bool) or not isinstance(self.saturation, (int, float)) or self.saturation <= 0:
+            msg = f"saturation must be a positive number, got {self.saturation!r}"
+            raise ConfigError(msg)
+        if self.fusion not in ("blend", "rrf", "saturated"):
+            msg = f"fusion must be 'blend', 'rrf' or 'saturated', got {self.fusion!r}"
             raise ConfigError(msg)
         weight = self.late_weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:

@@ -83,9 +83,10 @@ class Hit:
             tokens of each token's best cosine similarity in that passage; it grows with
             the number of query tokens. Hybrid: the fused score (`SearchConfig.fusion`).
             Lexical: BM25 of the best passage.
-        normalized_score: Late interaction: `score` divided by the number of query tokens;
-            lies in [-1, 1] and is comparable across queries and models with different
-            query lengths. Hybrid and lexical: `score`.
+        normalized_score: The late-interaction score divided by the number of query
+            tokens, in every mode (hybrid and lexical too): the mean over query tokens of
+            their best cosine similarity, in [-1, 1] (with the default passage weights),
+            comparable across queries, modes and query lengths: the score to threshold.
         rank: 1 for the best hit.
         text: The text of the passage that scored best (the whole document when it fits
             the model; `ColBERT.get` returns the whole document).
@@ -96,7 +97,7 @@ class Hit:
         passage_score: That passage's own MaxSim (equals `score` under MaxP in late
             search); its BM25 in lexical search.
         explanation: Per query token, what it matched (`search(..., highlights=True)`).
-        late_score: The document's late-interaction score (None in lexical search).
+        late_score: The document's late-interaction score (in every mode).
         lexical_score: Its BM25 score, 0 without any query word (None in late search).
     """
 
@@ -120,12 +121,12 @@ class Hit:
         return self.explanation.highlights if self.explanation else []
 
     def result_fields(self) -> dict[str, Any]:
-        """What a framework's result carries for citations: doc_id, score, rank, the passage
-        and its span in the document (`passage`, `start`, `end`), each side's score in hybrid
-        search (`late_score`, `lexical_score`) and, when searched with highlights,
-        `highlights` ([start, end] in `text`)."""
-        fields: dict[str, Any] = {"doc_id": self.doc_id, "score": self.score, "rank": self.rank}
-        fields |= {"passage": self.passage, "start": self.start, "end": self.end}
+        """What a framework's result carries for citations: doc_id, score, normalized_score,
+        rank, the passage and its span in the document (`passage`, `start`, `end`), each
+        side's score in hybrid search (`late_score`, `lexical_score`) and, when searched
+        with highlights, `highlights` ([start, end] in `text`)."""
+        fields: dict[str, Any] = {"doc_id": self.doc_id, "score": self.score, "normalized_score": self.normalized_score}
+        fields |= {"rank": self.rank, "passage": self.passage, "start": self.start, "end": self.end}
         if self.late_score is not None and self.lexical_score is not None:
             fields |= {"late_score": self.late_score, "lexical_score": self.lexical_score}
         if self.explanation is not None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from colbert_retriever import ConfigError, DocumentBatch, Index, IndexCorruptError, SearchConfig
-from colbert_retriever.pipeline.fusion import blend, reciprocal_rank
+from colbert_retriever.pipeline.fusion import blend, reciprocal_rank, saturated
 
 DIM = 8
 MODEL = {"name": "test", "format": "transformers", "dim": DIM, "digest": "x", "layout": {}}
@@ -52,7 +52,7 @@ def test_a_rare_exact_token_is_found_in_hybrid_mode_and_not_in_late(tmp_path: Pa
     assert [h.doc_id for h in index.search([QUERY], k=5, mode="lexical", texts=["ERR-4521X"])[0]] == [target]
 
 
-@pytest.mark.parametrize("fusion", ["blend", "rrf"])
+@pytest.mark.parametrize("fusion", ["blend", "rrf", "saturated"])
 def test_fused_scores_match_a_hand_computation(tmp_path: Path, fusion: str) -> None:
     texts = ["red apple pie", "green apple", "apple apple apple cider", "blue sky", "red sky at night", "pear"]
     ids = [f"d{i}" for i in range(len(texts))]
@@ -67,6 +67,8 @@ def test_fused_scores_match_a_hand_computation(tmp_path: Path, fusion: str) -> N
     lexical_scores = np.array([bm25.get(d, 0.0) for d in ids])
     if fusion == "blend":
         expected = blend(late_scores, lexical_scores, 0.6)
+    elif fusion == "saturated":
+        expected = saturated(late_scores / len(QUERY), lexical_scores, 0.6, SearchConfig().saturation)
     else:
         expected = reciprocal_rank(late_scores, lexical_scores, 10)
     hits = index.search([QUERY], k=6, mode="hybrid", texts=[query])[0]
@@ -76,6 +78,24 @@ def test_fused_scores_match_a_hand_computation(tmp_path: Path, fusion: str) -> N
         assert hit.late_score == pytest.approx(late[hit.doc_id], abs=1e-5)
         assert hit.lexical_score == pytest.approx(bm25.get(hit.doc_id, 0.0))
     assert len(index.search([QUERY], k=2, mode="hybrid", texts=[query])[0]) == 2  # k honoured
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "lexical"])
+def test_normalized_score_is_late_interaction_over_query_tokens_in_every_mode(tmp_path: Path, mode: str) -> None:
+    texts = ["red apple pie", "green apple", "apple apple apple cider", "blue sky", "red sky at night", "pear"]
+    ids = [f"d{i}" for i in range(len(texts))]
+    index = Index.create(tmp_path / "idx", model=MODEL, dim=DIM, index_type="exact")
+    index.write([batch(ids, texts, meta=[{"n": i} for i in range(len(texts))])])
+    late = {h.doc_id: h.normalized_score for h in index.search([QUERY], k=6, mode="late")[0]}
+    for text in ("red apple", "qwzx plorb fnarg"):  # a match, and nonsense
+        hits = index.search([QUERY], k=6, mode=mode, texts=[text])[0]  # type: ignore[arg-type]
+        assert hits or (mode == "lexical" and text.startswith("qwzx"))  # no word of it is stored
+        for hit in hits:
+            assert hit.normalized_score == pytest.approx(late[hit.doc_id], abs=1e-6)
+            assert hit.late_score == pytest.approx(late[hit.doc_id] * len(QUERY), abs=1e-5)
+    # one document left by a filter: its score is its own, not 0 after min-max over one candidate
+    (alone,) = index.search([QUERY], k=6, mode=mode, texts=["red apple"], filters={"n": 1})[0]  # type: ignore[arg-type]
+    assert alone.normalized_score == pytest.approx(late["d1"], abs=1e-6) != 0
 
 
 def test_filters_apply_to_both_sides_before_ranking(tmp_path: Path) -> None:

@@ -130,4 +130,6 @@ def test_lexical_gives_the_same_hits_in_the_same_order(stores: tuple[Index, Qdra
     for mine, theirs in zip(found, expected, strict=True):
         assert theirs
         assert _shown(mine) == _shown(theirs)
-        assert all(h.late_score is None and h.lexical_score == h.score > 0 for h in mine + theirs)
+        assert all(h.lexical_score == h.score > 0 for h in mine + theirs)
+        np.testing.assert_allclose([h.late_score for h in mine], [h.late_score for h in theirs], atol=1e-4)
+        np.testing.assert_allclose([h.normalized_score for h in mine], [h.normalized_score for h in theirs], atol=1e-4)

@@ -26,7 +26,7 @@ def test_retrieve_returns_nodes_with_scores(colbert: ColBERT) -> None:
     assert [n.node.metadata["rank"] for n in nodes] == [1, 2, 3]
     assert nodes[0].node.metadata["doc_id"] == "insulin"
     expected = colbert.search("Which hormone controls blood sugar?", k=3)
-    assert [(n.node.node_id, n.score) for n in nodes] == [(h.doc_id, h.score) for h in expected]
+    assert [(n.node.node_id, n.score) for n in nodes] == [(h.doc_id, h.normalized_score) for h in expected]
     assert "score" not in nodes[0].node.get_content(metadata_mode="llm")  # result keys stay out of prompts
     assert "Insulin" in nodes[0].node.get_content(metadata_mode="llm")
 
@@ -149,7 +149,7 @@ def test_the_search_mode_passes_through(colbert: ColBERT) -> None:
     for mode in ("hybrid", "late", "lexical"):
         nodes = ColBERTRetriever(colbert, similarity_top_k=3, mode=mode).retrieve(query)  # type: ignore[arg-type]
         expected = colbert.search(query, k=3, mode=mode)  # type: ignore[arg-type]
-        assert [(n.node.node_id, n.score) for n in nodes] == [(h.doc_id, h.score) for h in expected]
+        assert [(n.node.node_id, n.score) for n in nodes] == [(h.doc_id, h.normalized_score) for h in expected]
     nodes = ColBERTRetriever(colbert, similarity_top_k=3).retrieve(query)
     assert nodes[0].node.metadata["lexical_score"] > 0  # hybrid: the default on a new index
     assert "lexical_score" not in nodes[0].node.get_content(metadata_mode="llm")

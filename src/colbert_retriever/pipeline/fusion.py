@@ -29,6 +29,17 @@ def blend(late: np.ndarray, lexical: np.ndarray, late_weight: float) -> np.ndarr
     return late_weight * min_max(late) + (1 - late_weight) * min_max(lexical)
 
 
+def saturated(late: np.ndarray, lexical: np.ndarray, late_weight: float, saturation: float) -> np.ndarray:
+    """`late_weight` x `late` + (1 - `late_weight`) x BM25 / (BM25 + `saturation`): nothing
+    depends on the other candidates, so a score means the same in every search (`late` is
+    MaxSim over the query's tokens, in [-1, 1]; the BM25 part lies in [0, 1)).
+
+    >>> saturated(np.array([0.5, 0.5]), np.array([0.0, 5.0]), 0.8, 5.0).tolist()
+    [0.4, 0.5]
+    """
+    return late_weight * late + (1 - late_weight) * lexical / (lexical + saturation)
+
+
 def reciprocal_rank(late: np.ndarray, lexical: np.ndarray, k: int) -> np.ndarray:
     """Sum over both rankings of 1 / (k + rank), rank 1 the best; a candidate without any
     query word (BM25 0) gets nothing from the lexical ranking. Ties share the better rank.

@@ -13,7 +13,9 @@ For each query:
    (MaxSim over all its passages, or BM25, 0 without a query word), and
    `SearchConfig.fusion` makes one score of the two (pipeline/fusion.py).
 4. Hits: the k best, score descending, ties by doc_id then passage, each read from the
-   same state the scores came from.
+   same state the scores came from. Every hit carries its late-interaction score, and
+   `normalized_score` is that over the query's tokens in every mode (lexical mode scores
+   its k hits by MaxSim for it), so one threshold means the same whatever the mode.
 
 Ties at the cut (the k-th score shared by more candidates than fit) keep the order the
 reader gave them: by position in an index folder, as Qdrant returned them there.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -98,8 +100,13 @@ def search(
         text = texts[i]
         (rows,) = _widened(reader, n, grouped, lambda n_rows: [reader.best_lexical(text, n_rows)])  # noqa: B023
         lexical = _ranked(rows, n, grouped, (1.0,), late=False)  # a document's BM25: its best passage's
-        fused = lexical.values() if mode == "lexical" else _fuse(reader, query, text, late[i], lexical, grouped, config)
-        out.append(_hits(reader, fused, k, n_tokens=0))
+        if mode == "lexical":
+            best = dict(sorted(lexical.items(), key=lambda item: -item[1].score)[:k])
+            scored = _late_scores(reader, query, list(best), grouped, config.passage_weights)
+            fused = [replace(ranked, late=of.score) for ranked, of in zip(best.values(), scored, strict=True)]
+        else:
+            fused = _fuse(reader, query, text, late[i], lexical, grouped, config)
+        out.append(_hits(reader, fused, k, n_tokens=len(query)))
     return out
 
 
@@ -157,6 +164,8 @@ def _fuse(
     lexical_scores = np.array([lexical_of[key] for key in scored])
     if config.fusion == "rrf":
         fused = fusion.reciprocal_rank(late_scores, lexical_scores, config.rrf_k)
+    elif config.fusion == "saturated":
+        fused = fusion.saturated(late_scores / len(query), lexical_scores, config.late_weight, config.saturation)
     else:
         fused = fusion.blend(late_scores, lexical_scores, config.late_weight)
     return [
@@ -190,8 +199,8 @@ def _lexical_scores(reader: Reader, text: str, keys: Sequence[Hashable], grouped
 
 def _hits(reader: Reader, ranked: Iterable[Ranked], k: int, *, n_tokens: int) -> list[Hit]:
     """The k best of `ranked` as hits, score descending, ties by doc_id then passage (at the
-    cut, ties keep the reader's order). `n_tokens`: query tokens (normalized_score = score /
-    n_tokens), 0 to leave score as is."""
+    cut, ties keep the reader's order). `n_tokens`: query tokens; normalized_score is the
+    late-interaction score over them, in every mode."""
     best = sorted(ranked, key=lambda item: -item.score)[:k]
     rows = reader.read([item.row for item in best])
     found = sorted(zip(best, rows, strict=True), key=lambda pair: (-pair[0].score, pair[1].doc_id, pair[1].passage))
@@ -199,7 +208,7 @@ def _hits(reader: Reader, ranked: Iterable[Ranked], k: int, *, n_tokens: int) ->
         Hit(
             doc_id=row.doc_id,
             score=item.score,
-            normalized_score=item.score / n_tokens if n_tokens else item.score,
+            normalized_score=(item.score if item.late is None else item.late) / n_tokens,
             rank=rank,
             text=row.text,
             metadata=row.metadata,

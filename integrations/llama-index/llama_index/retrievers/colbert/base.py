@@ -87,7 +87,9 @@ def node_to_metadata(node: BaseNode) -> dict[str, Any]:
 
 def hit_to_node(hit: Hit) -> NodeWithScore:
     """A core `Hit` as a `NodeWithScore` holding the passage that scored: the node inserted
-    (id, metadata, relationships, excluded keys) with the passage as its text, score MaxSim.
+    (id, metadata, relationships, excluded keys) with the passage as its text, scored by
+    `Hit.normalized_score` (mean MaxSim per query token in every mode, so a cutoff such as
+    `SimilarityPostprocessor(similarity_cutoff=...)` means one thing; `score` is in the metadata).
 
     The metadata gets the passage's span in the stored text (`passage`, `start`, `end`),
     `doc_id`, `score`, `rank` and, with highlights, the matched words' [start, end] spans,
@@ -103,7 +105,7 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
     if NodeRelationship.SOURCE not in node.relationships:
         node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=source)
     annotate(node, hit.result_fields())
-    return NodeWithScore(node=node, score=hit.score)
+    return NodeWithScore(node=node, score=hit.normalized_score)
 
 
 def annotate(node: BaseNode, fields: dict[str, Any]) -> None:
