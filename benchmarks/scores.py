@@ -131,7 +131,7 @@ def main() -> None:
     from hybrid import build  # benchmarks/ is the script's folder
 
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, threads: {torch.get_num_threads()}")
-    everyone = {name: test_queries(args.data / name) for name in args.collections}
+    everyone = {path.name: test_queries(path) for path in sorted(args.data.iterdir()) if (path / "qrels").is_dir()}
     aucs = [
         "| collection | out | n in/out | normalized_score | blend score | saturated w=0.8 s=10 |",
         "|---|---|---|---|---|---|",

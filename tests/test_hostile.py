@@ -15,17 +15,22 @@ from hypothesis import strategies as st
 
 from colbert_retriever import ColBERT, ColbertRetrieverError, ConfigError, Encoder, Index
 from colbert_retriever.cli import main
+from colbert_retriever.validation import is_blank
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 texts = st.text(min_size=1, max_size=400).filter(str.strip)  # any unicode, control characters too
 huge_texts = st.builds(lambda text, times: (text + " ") * times, texts, st.integers(500, 3000))
 ids = st.one_of(
-    st.text(min_size=1, max_size=50),
+    st.text(min_size=1, max_size=50).filter(lambda text: not is_blank(text)),
     st.sampled_from(["../x", "/etc/passwd", "a/b\\c", "C:\\x", ".", "..", "~", "x" * 5000, "nul\x00byte"]),
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
@@ -72,6 +77,10 @@ def test_documents_round_trip_and_search_never_crashes(encoder: Encoder, docs, q
         st.tuples(st.just("\udfff"), st.just("text"), st.just({})),
         st.tuples(st.integers(), st.just("text"), st.just({})),
         st.tuples(st.just(""), st.just("text"), st.just({})),
+        st.tuples(st.sampled_from([" ", "\t\n", "\u200b", "\ufeff "]), st.just("text"), st.just({})),
+        st.tuples(st.just("x"), st.just("text"), st.just({1: "a"})),
+        st.tuples(st.just("x"), st.just("text"), st.just({"n": 10**400})),
+        st.tuples(st.just("x"), st.just("text"), st.just({"deep": [{"n": -(2**64)}]})),
         st.tuples(st.just("x"), st.binary(min_size=1), st.just({})),
         st.tuples(st.just("x"), st.just("text"), st.lists(st.integers(), max_size=2)),
     )

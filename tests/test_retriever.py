@@ -231,7 +231,10 @@ def test_result_fields_leave_the_users_metadata_keys_alone() -> None:
     from colbert_retriever import Hit
 
     hit = Hit("d", 2.0, 0.5, 1, "text", metadata={"rank": "gold", "doc_id": "mine"}, passage=1, start=3, end=7)
-    assert hit.cited_metadata() == {"rank": "gold", "doc_id": "mine", "score": 2.0, "passage": 1, "start": 3, "end": 7}
+    assert hit.cited_metadata() == {
+        **{"rank": "gold", "doc_id": "mine", "score": 2.0, "normalized_score": 0.5},
+        **{"passage": 1, "start": 3, "end": 7},
+    }
 
 
 @pytest.mark.parametrize("change", ["delete", "upsert"])

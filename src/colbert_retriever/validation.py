@@ -6,7 +6,6 @@ nothing invalid ever reaches the encoder or the disk.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence, Sized
 from typing import Any
 
@@ -48,6 +47,10 @@ def check_string(value: object, what: str, *, allow_blank: bool) -> None:
     if not value or (not allow_blank and is_blank(value)):
         msg = f"{what} is empty or whitespace only"
         raise ConfigError(msg)
+    _check_unicode(value, what)
+
+
+def _check_unicode(value: str, what: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -68,7 +71,7 @@ def check_documents(
         raise ConfigError(msg)
     seen: set[object] = set()
     for i, (doc_id, text, meta) in enumerate(zip(ids, texts, metadata, strict=True)):
-        check_string(doc_id, f"document id #{i}", allow_blank=True)
+        check_string(doc_id, f"document id #{i}", allow_blank=False)
         if doc_id in seen:
             msg = f"document id {doc_id!r} appears twice in one {'upsert' if upsert else 'add'}"
             raise DuplicateIdError(msg)
@@ -77,11 +80,46 @@ def check_documents(
         if not isinstance(meta, dict):
             msg = f"document {doc_id!r}: metadata must be a dict, got {type(meta).__name__}"
             raise ConfigError(msg)
-        try:
-            json.dumps(meta, allow_nan=False, ensure_ascii=False).encode("utf-8")
-        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-            msg = f"document {doc_id!r}: metadata must be JSON-serialisable without NaN/inf ({exc})"
-            raise ConfigError(msg) from exc
+        check_metadata(meta, f"document {doc_id!r}: metadata")
+
+
+_INT64 = 2**63
+
+
+def check_metadata(value: object, what: str) -> None:
+    """JSON a store keeps exactly: dicts with string keys, lists (tuples become lists), strings (valid Unicode),
+    integers within int64, finite floats, booleans and null; a `ConfigError` naming the key.
+
+    >>> check_metadata({"year": 2024, "tags": ["a"], "n": {"deep": 1.5}}, "metadata")
+    >>> check_metadata({"n": 10**400}, "metadata")
+    Traceback (most recent call last):
+    colbert_retriever.errors.ConfigError: metadata['n']: integer 1000000000000... does not fit in 64 bits
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                msg = f"{what}: key {key!r} is a {type(key).__name__}; metadata keys must be strings"
+                raise ConfigError(msg)
+            _check_unicode(key, f"{what}: key {key!r}")
+            check_metadata(item, f"{what}[{key!r}]")
+    elif isinstance(value, (list, tuple)):  # a tuple is stored as a list, as JSON does
+        for i, item in enumerate(value):
+            check_metadata(item, f"{what}[{i}]")
+    elif isinstance(value, str):
+        _check_unicode(value, what)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            msg = f"{what}: integer {str(value)[:13]}... does not fit in 64 bits"
+            raise ConfigError(msg)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            msg = f"{what}: {value} is not a JSON number (NaN and infinity are not)"
+            raise ConfigError(msg)
+    else:
+        msg = f"{what}: a {type(value).__name__} is not JSON (use strings, numbers, booleans, null, lists, dicts)"
+        raise ConfigError(msg)
 
 
 def check_columns(texts: object, ids: object, metadata: object) -> int | None:
