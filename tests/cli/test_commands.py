@@ -349,11 +349,13 @@ def test_folder_input_hidden_files_bom_and_other_encodings(
     assert sorted(h["doc_id"] for h in hits) == ["a.txt", "b.md"]
     assert Index.open(index).get(["a.txt"])[0].text == "the first note"
     (folder / "c.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
-    assert main(["add", "--index", str(index), "--input", str(folder), "--upsert", "-q"]) == 1
+    (folder / "d.txt").write_bytes("th\xe9 fourth note".encode("utf-16"))  # decoded by its byte-order mark
+    assert main(["add", "--index", str(index), "--input", str(folder), "--upsert", "--strict", "-q"]) == 1
     assert "c.txt is not UTF-8" in _one_error_line(capsys)
-    (folder / "c.txt").write_bytes("caf\xe9".encode("utf-16"))
-    assert main(["add", "--index", str(index), "--input", str(folder), "--upsert", "-q"]) == 1
-    assert "c.txt is not UTF-8" in _one_error_line(capsys)
+    assert main(["add", "--index", str(index), "--input", str(folder), "--upsert", "-q"]) == 0  # the rest goes in
+    assert "skipped" in capsys.readouterr().err
+    assert Index.open(index).get(["d.txt"])[0].text == "th\xe9 fourth note"
+    assert "c.txt" not in Index.open(index).doc_ids()
     jsonl = tmp_path / "bom.jsonl"
     jsonl.write_bytes(b"\xef\xbb\xbf" + json.dumps({"_id": "x", "text": "with a bom"}).encode() + b"\n")
     assert main(["add", "--index", str(index), "--input", str(jsonl), "-q"]) == 0

@@ -50,7 +50,8 @@ def example_retriever(minilm_path: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def served(example_retriever: ColBERT) -> Iterator[str]:
     """The example index, read-only use: its URL."""
-    server = Server(create_app(example_retriever, ServiceConfig(max_k=50, max_body_bytes=64_000, max_batch=8)))
+    config = ServiceConfig(max_k=50, max_body_bytes=64_000, max_batch=8, max_query_chars=1000)
+    server = Server(create_app(example_retriever, config))
     yield server.url
     server.stop()
 

@@ -61,6 +61,12 @@ def test_concurrent_clients_get_the_answers_of_one_client(served: str) -> None:
         ("/search/batch", {"queries": ["q"] * 9}, 422, "at most 8 queries"),
         ("/documents/delete", {"ids": ["no-such-id"]}, 404, "no-such-id"),
         ("/search", {"query": "x" * 70_000}, 413, "over 64000 bytes"),
+        ("/search", {"query": "x " * 600}, 422, "at most 1000 characters, got 1200"),
+        ("/search/batch", {"queries": ["q", "x" * 1001]}, 422, "at most 1000 characters"),
+        ("/search/batch", {"queries": ["q"], "query": "stray"}, 422, "query"),  # a stray field is not ignored
+        ("/search", {"query": "x", "k": True}, 422, "valid integer"),  # true is not k=1
+        ("/search", {"query": "x", "k": "3"}, 422, "valid integer"),
+        ("/search", {"query": "x", "highlights": "yes"}, 422, "valid boolean"),
     ],
 )
 def test_bad_requests_get_a_4xx_naming_the_problem(served: str, route: str, body: dict, status: int, says: str) -> None:
@@ -114,10 +120,35 @@ def test_writes_are_serialised_and_each_is_whole(minilm_path: Path, tmp_path: Pa
     assert no_id.status_code == 422
     generated = httpx.post(f"{url}/documents", json={"documents": [{"text": "Rocks."}]}, headers=key).json()["ids"]
     assert httpx.get(f"{url}/documents/{generated[0]}", headers=key).json()["text"] == "Rocks."
+    for bad in ("", " ", "\u200b"):  # refused as the core refuses them, never given a random id
+        refused = httpx.put(f"{url}/documents", json={"documents": [{"id": bad, "text": "x"}]}, headers=key)
+        assert refused.status_code == 422, bad
+        assert "empty or whitespace" in refused.json()["detail"]
+    assert len(retriever) == 19
+    odd = ["notes/a.md", "a b?c#d", "../up", "100%"]
+    httpx.put(f"{url}/documents", json={"documents": [{"id": i, "text": f"About {i}."} for i in odd]}, headers=key)
+    for doc_id in odd:
+        by_query = httpx.get(f"{url}/documents", params={"id": doc_id}, headers=key)
+        assert by_query.json()["doc_id"] == doc_id
+    by_path = httpx.get(f"{url}/documents/notes/a.md", headers=key)
+    assert by_path.json()["doc_id"] == "notes/a.md"
+    assert httpx.get(f"{url}/documents/notes%2Fa.md", headers=key).json()["doc_id"] == "notes/a.md"
+    retriever.delete(odd)
     deleted = httpx.post(f"{url}/documents/delete", json={"ids": ["d0-0", "d0-1"]}, headers=key)
     assert deleted.json() == {"deleted": 2}
     assert httpx.get(f"{url}/documents/d0-0", headers=key).status_code == 404
     assert len(retriever) == 17
+
+
+def test_serving_beyond_this_machine_needs_a_key(example_retriever: ColBERT, capsys) -> None:
+    from colbert_retriever.cli import main
+
+    folder = str(example_retriever.index.path)  # type: ignore[attr-defined]
+    assert main(["serve", "--index", folder, "--host", "0.0.0.0", "--port", "1"]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "--service-key" in error
+    assert "--no-key" in error
+    assert len(error.splitlines()) == 1
 
 
 def test_service_settings_are_checked() -> None:
@@ -133,7 +164,7 @@ def test_the_serve_command_runs_a_server(example_retriever: ColBERT) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     folder = str(example_retriever.index.path)  # type: ignore[attr-defined]
-    command = [sys.executable, "-m", "colbert_retriever", "serve", "--index", folder, "--port", str(port), "-q"]
+    command = [sys.executable, "-m", "colbert_retriever", "serve", "--index", folder, "--port", str(port)]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -148,6 +179,12 @@ def test_the_serve_command_runs_a_server(example_retriever: ColBERT) -> None:
         assert health.json()["documents"] == 20
         hits = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "Who wrote Hamlet?", "k": 1}).json()
         assert hits["hits"][0]["doc_id"] == "shakespeare"
+        document = {"documents": [{"id": "served", "text": "A write through the served index."}]}
+        assert httpx.put(f"http://127.0.0.1:{port}/documents", json=document, timeout=60).status_code == 200
+        assert httpx.post(f"http://127.0.0.1:{port}/documents/delete", json={"ids": ["served"]}).status_code == 200
     finally:
         server.terminate()
         server.wait(timeout=30)
+    log = server.stderr.read() if server.stderr else ""
+    assert "serving" in log
+    assert "Indexing" not in log  # no progress bars in a server's log

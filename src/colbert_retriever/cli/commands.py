@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -166,11 +167,30 @@ def serve(args: argparse.Namespace) -> int:
         msg = f"serve needs FastAPI and uvicorn ({exc.name} is missing): pip install 'colbert-retriever[serve]'"
         raise MissingDependencyError(msg) from exc
     config = ServiceConfig(api_key=args.service_key or os.environ.get("COLBERT_API_KEY"), max_k=args.max_k)
+    if config.api_key is None and not _loopback(args.host) and not args.no_key:
+        msg = (
+            f"--host {args.host} lets other machines in, and no key is set: give --service-key "
+            "(or COLBERT_API_KEY), or --no-key to serve without one"
+        )
+        raise ConfigError(msg)
+    if config.api_key is None and not _loopback(args.host):
+        logger.warning("serving %s without a key: anyone who reaches this address may read and write it", args.host)
+    args.quiet = True  # a server's log is no place for progress bars
     with closing(_open(args)) as retriever:
         where = f"http://{args.host}:{args.port}"
         logger.info("serving %s at %s (search page at /, API docs at /docs)", _where(args), where)
         uvicorn.run(create_app(retriever, config), host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
 
 
 def info(args: argparse.Namespace) -> int:
@@ -279,7 +299,7 @@ def _remove_unused(retriever: Any, location: Any, *, remove_folder: bool) -> Non
 def _corpus(args: argparse.Namespace) -> Corpus:
     from colbert_retriever.text.corpus import count_documents, read_corpus
 
-    return Corpus(read_corpus(args.input), total=count_documents(args.input), strict=args.strict)
+    return Corpus(read_corpus(args.input, strict=args.strict), total=count_documents(args.input), strict=args.strict)
 
 
 def _report_blank(corpus: Corpus) -> None:

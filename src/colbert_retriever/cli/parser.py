@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--service-key",
         help="require this key as the X-API-Key header (default: the COLBERT_API_KEY environment variable; none)",
     )
+    sub.add_argument(
+        "--no-key", action="store_true", help="serve beyond this machine (--host) without a key (refused otherwise)"
+    )
     sub.add_argument("--max-k", type=int, default=1000, help="largest k a search may ask for (default 1000)")
     _search_options(sub)
     _model_options(sub, required=False)
@@ -165,7 +168,11 @@ def _input_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--input", required=True, help="corpus.jsonl or a folder of .txt/.md/.pdf files (PDF: the pdf extra)"
     )
-    sub.add_argument("--strict", action="store_true", help="refuse blank documents instead of skipping them")
+    sub.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse blank documents and files not in UTF-8/16/32 instead of skipping them",
+    )
     sub.add_argument(
         "--overlap",
         type=int,

@@ -4,7 +4,10 @@
 serve` runs it with uvicorn. Searches run concurrently in the server's thread pool (the
 index's readers are thread-safe); writes take one lock, so one writer at a time, each an
 atomic commit of the index. Errors are JSON `{"detail": "..."}` with a 4xx status naming the
-problem: 401 bad API key, 404 unknown id, 409 duplicate id, 413 body too large, 422 bad input.
+problem: 401 bad API key, 404 unknown id, 409 duplicate id, 413 body too large, 422 bad input
+(an unknown field, a k that is not an integer, a query over `max_query_chars`, an empty or
+invisible id). A document id may hold any character: `GET /documents/{id}` takes one with
+slashes (`notes/a.md`), and `GET /documents?id=...` any id at all.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from colbert_retriever._version import __version__
 from colbert_retriever.config import Mode, Unit
@@ -37,17 +40,19 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, never ignored
 
 
-class SearchRequest(_Request):
-    query: str = Field(description="The question.")
-    k: int = Field(default=10, ge=1, description="Hits wanted (at most the server's max_k).")
+class _SearchOptions(_Request):
+    k: StrictInt = Field(default=10, ge=1, description="Hits wanted (at most the server's max_k).")
     filters: dict[str, Any] | None = Field(default=None, description="The filter language, e.g. {'year': 2024}.")
     mode: Mode | None = Field(default=None, description="hybrid, late or lexical; the index's default if omitted.")
     unit: Unit = Field(default="document", description="document: one hit per document; passage: per passage.")
-    highlights: bool = Field(default=False, description="Add each hit's explanation (matched tokens and spans).")
+    highlights: StrictBool = Field(default=False, description="Add each hit's explanation (matched tokens and spans).")
 
 
-class BatchSearchRequest(SearchRequest):
-    query: str = Field(default="", exclude=True, description="Unused: give `queries`.")
+class SearchRequest(_SearchOptions):
+    query: str = Field(description="The question (at most the server's max_query_chars).")
+
+
+class BatchSearchRequest(_SearchOptions):
     queries: list[str] = Field(description="The questions, answered in one pass over the index.")
 
 
@@ -105,7 +110,7 @@ def create_app(retriever: ColBERT, config: ServiceConfig | None = None) -> FastA
 
     @app.post("/search", dependencies=guarded, summary="The k best hits for one query")
     def search(body: SearchRequest) -> dict[str, Any]:
-        _check_k(body.k, config)
+        _check_search(body, [body.query], config)
         hits = retriever.search(
             body.query, k=body.k, filters=body.filters, unit=body.unit, mode=body.mode, highlights=body.highlights
         )
@@ -113,18 +118,20 @@ def create_app(retriever: ColBERT, config: ServiceConfig | None = None) -> FastA
 
     @app.post("/search/batch", dependencies=guarded, summary="The k best hits for each of several queries")
     def search_batch(body: BatchSearchRequest) -> dict[str, Any]:
-        _check_k(body.k, config)
-        if len(body.queries) > config.max_batch:
-            raise HTTPException(422, f"at most {config.max_batch} queries per batch, got {len(body.queries)}")
+        _check_search(body, body.queries, config)
         results = retriever.search_batch(
             body.queries, k=body.k, filters=body.filters, unit=body.unit, mode=body.mode, highlights=body.highlights
         )
         return {"results": [[hit.to_json() for hit in hits] for hits in results]}
 
-    @app.get("/documents/{doc_id}", dependencies=guarded, summary="One stored document, whole")
-    def get(doc_id: str) -> dict[str, Any]:
-        (doc,) = retriever.get([doc_id])
+    @app.get("/documents", dependencies=guarded, summary="One stored document, whole, by ?id=")
+    def get_by_query(id: str) -> dict[str, Any]:
+        (doc,) = retriever.get([id])
         return {"doc_id": doc.doc_id, "text": doc.text, "metadata": doc.metadata}
+
+    @app.get("/documents/{doc_id:path}", dependencies=guarded, summary="One stored document, whole")
+    def get(doc_id: str) -> dict[str, Any]:
+        return get_by_query(doc_id)
 
     @app.post("/documents", dependencies=guarded, summary="Add documents (409 if an id exists)")
     def add(body: WriteRequest) -> dict[str, Any]:
@@ -149,9 +156,15 @@ def create_app(retriever: ColBERT, config: ServiceConfig | None = None) -> FastA
     return app
 
 
-def _check_k(k: int, config: ServiceConfig) -> None:
-    if k > config.max_k:
-        raise HTTPException(422, f"k must be at most {config.max_k}, got {k}")
+def _check_search(body: _SearchOptions, queries: list[str], config: ServiceConfig) -> None:
+    """The server's limits on a search, checked before any work."""
+    if body.k > config.max_k:
+        raise HTTPException(422, f"k must be at most {config.max_k}, got {body.k}")
+    if len(queries) > config.max_batch:
+        raise HTTPException(422, f"at most {config.max_batch} queries per batch, got {len(queries)}")
+    longest = max(map(len, queries), default=0)
+    if longest > config.max_query_chars:
+        raise HTTPException(422, f"a query may have at most {config.max_query_chars} characters, got {longest}")
 
 
 def _columns(body: WriteRequest, config: ServiceConfig) -> tuple[list[str], list[str], list[dict[str, Any] | None]]:
@@ -161,6 +174,6 @@ def _columns(body: WriteRequest, config: ServiceConfig) -> tuple[list[str], list
     ids = [doc.id for doc in body.documents]
     return (
         [doc.text for doc in body.documents],
-        [doc_id or uuid.uuid4().hex for doc_id in ids],
+        [uuid.uuid4().hex if doc_id is None else doc_id for doc_id in ids],  # "" is refused, not replaced
         [doc.metadata for doc in body.documents],
     )

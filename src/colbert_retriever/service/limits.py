@@ -21,6 +21,8 @@ class ServiceConfig:
         max_documents: Documents per write request.
         max_body_bytes: The largest request body; a larger one is refused with 413 before
             it is read whole.
+        max_query_chars: The longest query a search takes (422 before any work): a query
+            is a question, and the full-text side's cost grows with its words.
     """
 
     api_key: str | None = field(default=None, repr=False)  # the key never reaches a log
@@ -28,9 +30,10 @@ class ServiceConfig:
     max_batch: int = 256
     max_documents: int = 1000
     max_body_bytes: int = 16 * 1024 * 1024
+    max_query_chars: int = 4096
 
     def __post_init__(self) -> None:
-        for name in ("max_k", "max_batch", "max_documents", "max_body_bytes"):
+        for name in ("max_k", "max_batch", "max_documents", "max_body_bytes", "max_query_chars"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 msg = f"ServiceConfig.{name} must be a positive integer, got {value!r}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import importlib.util
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -13,19 +15,26 @@ from colbert_retriever.errors import ConfigError, MissingDependencyError
 from colbert_retriever.results import Document
 from colbert_retriever.validation import is_blank
 
+logger = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".txt", ".md", ".pdf")  # .pdf: text extracted with pypdf (the `pdf` extra)
 
 
-def read_corpus(path: str | Path) -> Iterator[Document]:
+def read_corpus(path: str | Path, *, strict: bool = False) -> Iterator[Document]:
     """Documents from a BEIR-style jsonl (`_id`, `title`, `text`) or a folder of .txt/.md/.pdf.
 
     jsonl: the text is the title and the text joined by a space (as BEIR does); every
-    other field, the title included, becomes metadata. Folder: the id is the file's
-    path relative to the folder; hidden files and folders (a name starting with ".") are
-    skipped. Text files are read as UTF-8 (a leading byte-order mark is dropped); a file that
-    is not UTF-8 is a `ConfigError` naming it. A PDF's text is extracted with pypdf (install
-    the `pdf` extra), its pages separated by a blank line; a PDF without a text layer (a scan)
-    comes out blank and is skipped like any blank document.
+    other field, the title included, becomes metadata. `title` and `text` must be strings
+    (or absent or null); a numeric `_id` becomes its JSON text (`7` is "7", `1.5` is "1.5").
+
+    Folder: the id is the file's path relative to the folder; hidden files and folders (a
+    name starting with ".") are skipped, and so are links that lead outside the folder
+    (with a warning). Text files are decoded as UTF-8, or UTF-16/UTF-32 when they start
+    with that encoding's byte-order mark; the text is kept as stored, line ends included
+    (CRLF stays CRLF), so a hit's `start`/`end` index the file's decoded text. A file in
+    another encoding is skipped with a warning naming it (`strict`: a `ConfigError`). A
+    PDF's text is extracted with pypdf (install the `pdf` extra), its pages separated by a
+    blank line; a PDF without a text layer (a scan) comes out blank and is skipped like any
+    blank document.
     """
     path = Path(path)
     if path.is_dir():
@@ -35,17 +44,59 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
                 text, pages = _pdf_text(file)
                 yield Document(doc_id=rel, text=text, metadata={"path": rel, "pages": pages})
                 continue
-            try:
-                text = file.read_text(encoding="utf-8-sig")
-            except UnicodeDecodeError as exc:
-                msg = f"{file} is not UTF-8 text (byte {exc.start}); convert it to UTF-8 or remove it"
-                raise ConfigError(msg) from exc
-            yield Document(doc_id=rel, text=text, metadata={"path": rel})
+            text = decode_text(file, strict=strict)
+            if text is not None:
+                yield Document(doc_id=rel, text=text, metadata={"path": rel})
         return
-    for row in read_jsonl(path):
-        title, text = str(row.get("title") or ""), str(row.get("text") or "")
+    for number, row in _numbered_jsonl(path):
+        fields = {}
+        for name in ("title", "text"):
+            value = row.get(name)
+            if value is not None and not isinstance(value, str):
+                msg = f"{path}:{number}: {name!r} must be a string, got {type(value).__name__} {json.dumps(value)[:40]}"
+                raise ConfigError(msg)
+            fields[name] = value or ""
         metadata = {k: v for k, v in row.items() if k not in ("_id", "text")}
-        yield Document(doc_id=str(row["_id"]), text=f"{title} {text}".strip(), metadata=metadata)
+        yield Document(
+            doc_id=_doc_id(row["_id"], path, number),
+            text=f"{fields['title']} {fields['text']}".strip(),
+            metadata=metadata,
+        )
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16's: it starts with the same two bytes
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(file: Path, *, strict: bool = False) -> str | None:
+    """The text of `file`, decoded by its byte-order mark (UTF-8 without one), line ends
+    as stored; None (with a warning) for a file in another encoding, or with `strict` a
+    `ConfigError`."""
+    data = file.read_bytes()
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        msg = f"{file} is not {encoding.upper().removesuffix('-SIG')} text (byte {exc.start}); convert it to UTF-8"
+        if strict:
+            raise ConfigError(msg) from exc
+        logger.warning("skipped: %s", msg)
+        return None
+
+
+def _doc_id(value: object, path: Path, number: int) -> str:
+    """A jsonl `_id` as a string: a string as is, a number as its JSON text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return json.dumps(value)
+    msg = f"{path}:{number}: '_id' must be a string or a number, got {json.dumps(value)[:40]}"
+    raise ConfigError(msg)
 
 
 def count_documents(path: str | Path) -> int:
@@ -60,14 +111,18 @@ def count_documents(path: str | Path) -> int:
 
 
 def text_files(folder: Path) -> list[Path]:
-    """The .txt/.md files under `folder`, sorted, without hidden files and folders."""
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in TEXT_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and p.is_file()
-    )
+    """The .txt/.md/.pdf files under `folder`, sorted, without hidden files and folders;
+    links that lead outside `folder` are left out with a warning."""
+    root = folder.resolve()
+    files = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() not in TEXT_SUFFIXES or any(part.startswith(".") for part in p.relative_to(folder).parts):
+            continue
+        if not p.resolve().is_relative_to(root):
+            logger.warning("skipped: %s links outside %s", p, folder)
+            continue
+        if p.is_file():
+            files.append(p)
     if not files:
         msg = f"folder {folder} has no {'/'.join(TEXT_SUFFIXES)} files"
         raise ConfigError(msg)
