@@ -44,9 +44,9 @@ def read_corpus(path: str | Path, *, strict: bool = False) -> Iterator[Document]
                 text, pages = _pdf_text(file)
                 yield Document(doc_id=rel, text=text, metadata={"path": rel, "pages": pages})
                 continue
-            text = decode_text(file, strict=strict)
-            if text is not None:
-                yield Document(doc_id=rel, text=text, metadata={"path": rel})
+            decoded = decode_text(file, strict=strict)
+            if decoded is not None:
+                yield Document(doc_id=rel, text=decoded, metadata={"path": rel})
         return
     for number, row in _numbered_jsonl(path):
         fields = {}
