@@ -40,11 +40,14 @@ class ColBERTVectorStore(VectorStore):
         colbert: A core retriever to wrap instead (then give neither of the above).
         mode: "hybrid", "late" or "lexical" (see `ColBERT.search`); None: the index's default.
 
-    Results are the stored documents' best passages: `page_content` is the passage that
-    scored (the whole text when it fits the model) and `metadata` is exactly the stored
-    metadata. Filters are the core's filter language, e.g. `{"year": {"$gte": 2020}}`.
-    Relevance scores are `Hit.normalized_score`: the mean best cosine per query token in
-    late search (in [0, 1] in practice), the blended score in hybrid search (in [0, 1]).
+    Results are the stored documents, whole, so writing one back never loses text:
+    `page_content` is the stored text and `metadata` the stored metadata; where the
+    document is stored as several passages, the metadata also says which one scored
+    (`passage`, and its span `start`:`end` in `page_content`), keys that then come along
+    if the document is written back. (`ColBERTRetriever` returns the passage itself, with
+    the result fields, for prompts.) Filters are the core's filter language, e.g.
+    `{"year": {"$gte": 2020}}`. Relevance scores are `Hit.normalized_score`, the mean best
+    cosine per query token (in [0, 1] in practice) in every search mode.
     """
 
     def __init__(
@@ -124,13 +127,15 @@ class ColBERTVectorStore(VectorStore):
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """The `k` best documents with their scores (`Hit.score`: raw MaxSim in late search)."""
-        return [(_document(hit), hit.score) for hit in self._search(query, k, filter, kwargs)]
+        hits = self._search(query, k, filter, kwargs)
+        return list(zip(self._documents(hits), [hit.score for hit in hits], strict=True))
 
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         filter = kwargs.pop("filter", None)
-        return [(_document(hit), hit.normalized_score) for hit in self._search(query, k, filter, kwargs)]
+        hits = self._search(query, k, filter, kwargs)
+        return list(zip(self._documents(hits), [hit.normalized_score for hit in hits], strict=True))
 
     def max_marginal_relevance_search(
         self,
@@ -145,7 +150,8 @@ class ColBERTVectorStore(VectorStore):
 
         Diversity is measured with the documents' own token vectors: two passages are
         as similar as their symmetric MaxSim (each token's best cosine in the other,
-        averaged both ways). `lambda_mult` 1 is pure relevance, 0 pure diversity.
+        averaged both ways); relevance is `Hit.normalized_score` (late interaction, in
+        every mode). `lambda_mult` 1 is pure relevance, 0 pure diversity.
         """
         hits = self._search(query, max(k, fetch_k), filter, kwargs)
         if not hits:
@@ -163,7 +169,7 @@ class ColBERTVectorStore(VectorStore):
                 if value > best_value:
                     best, best_value = i, value
             chosen.append(best)
-        return [_document(hits[i]) for i in chosen]
+        return self._documents([hits[i] for i in chosen])
 
     @classmethod
     def from_texts(
@@ -195,9 +201,22 @@ class ColBERTVectorStore(VectorStore):
         [(_, vectors)] = self.colbert.index.passages(hit.doc_id, [hit.passage])
         return np.asarray(vectors, dtype=np.float32)
 
-
-def _document(hit: Hit) -> Document:
-    return Document(id=hit.doc_id, page_content=hit.text, metadata=dict(hit.metadata))
+    def _documents(self, hits: list[Hit]) -> list[Document]:
+        """Each hit's document, whole, with the passage that scored (see the class)."""
+        texts = {}
+        for doc_id in dict.fromkeys(hit.doc_id for hit in hits):
+            try:
+                texts[doc_id] = self.colbert.get([doc_id])[0].text
+            except DocumentNotFoundError:  # deleted since the search: the passage is what is left
+                continue
+        out = []
+        for hit in hits:
+            text, metadata = texts.get(hit.doc_id, hit.text), dict(hit.metadata)
+            if text != hit.text:  # the metadata's own keys win
+                span = {"passage": hit.passage, "start": hit.start, "end": hit.end}
+                metadata |= {key: value for key, value in span.items() if key not in metadata}
+            out.append(Document(id=hit.doc_id, page_content=text, metadata=metadata))
+        return out
 
 
 def _similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -56,6 +56,25 @@ def test_scores_filters_and_relevance(store: ColBERTVectorStore) -> None:
     assert [score for _, score in relevant] == sorted((score for _, score in relevant), reverse=True)
 
 
+def test_a_document_of_passages_comes_back_whole_and_survives_being_written_back(store: ColBERTVectorStore) -> None:
+    topics = ["volcanoes erupt lava", "owls hunt mice at night", "tides follow the moon", "bread rises with yeast"]
+    long_text = " ".join(
+        f"Part {i}: {topic}. " + "Filler words about nothing in particular. " * 40 for i, topic in enumerate(topics)
+    )
+    store.add_texts([long_text], metadatas=[{"topic": "long"}], ids=["long"])
+    passages = len(store.colbert.index.passages("long"))
+    assert passages > 1
+    (found,) = store.similarity_search("owls hunt mice at night", k=1, filter={"topic": "long"})
+    assert found.page_content == long_text
+    start, end = found.metadata["start"], found.metadata["end"]
+    assert "owls hunt mice" in long_text[start:end]
+    assert found.metadata["topic"] == "long"
+    store.add_documents([found])  # written back: the whole text stays
+    (again,) = store.get_by_ids(["long"])
+    assert again.page_content == long_text
+    assert len(store.colbert.index.passages("long")) == passages
+
+
 def test_mmr_trades_relevance_for_diversity(store: ColBERTVectorStore) -> None:
     query = "Eiffel Tower in Paris"
     top = [doc.id for doc in store.similarity_search(query, k=2, mode="late")]
@@ -64,7 +83,7 @@ def test_mmr_trades_relevance_for_diversity(store: ColBERTVectorStore) -> None:
     assert diverse[0] == top[0]  # the most relevant comes first
     assert diverse[1] in {"d3", "d4"}  # then the least like it, not another Eiffel Tower text
     relevant = [doc.id for doc in store.max_marginal_relevance_search(query, k=2, fetch_k=5, lambda_mult=1.0)]
-    assert relevant == [doc.id for doc in store.similarity_search(query, k=2)]
+    assert relevant == [doc.id for doc in store.similarity_search(query, k=2, mode="late")]  # relevance: normalized
 
 
 def test_as_retriever_search_types(store: ColBERTVectorStore) -> None:

@@ -235,7 +235,8 @@ def test_rerank_takes_model_records_score_rank_and_emits_events(model_path: Path
         ColBERTRerank(top_n=1)
 
 
-def test_every_metadata_filter_operator(model_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["folder", "qdrant"])
+def test_every_metadata_filter_operator(model_path: Path, tmp_path: Path, where: str) -> None:
     records = [
         ("a", {"year": 2019, "tags": ["ml", "nlp"], "lang": "en"}),
         ("b", {"year": 2021, "tags": ["ml"], "lang": "fr"}),
@@ -243,7 +244,8 @@ def test_every_metadata_filter_operator(model_path: Path, tmp_path: Path) -> Non
         ("d", {"year": 2024, "lang": "de"}),
     ]
     nodes = [TextNode(id_=doc_id, text=f"Paper {doc_id} about retrieval.", metadata=meta) for doc_id, meta in records]
-    retriever = ColBERTRetriever.from_nodes(nodes, model=model_path, index_path=tmp_path / "i", similarity_top_k=10)
+    location = _location(where, tmp_path)
+    retriever = ColBERTRetriever.from_nodes(nodes, model=model_path, index_path=location, similarity_top_k=10)
 
     def ids(*items: MetadataFilter | MetadataFilters, condition: FilterCondition = FilterCondition.AND) -> set[str]:
         retriever_filters = MetadataFilters(filters=list(items), condition=condition)

@@ -15,8 +15,9 @@ payload path `metadata.year`. Every operator maps:
 
 Where Qdrant's meaning differs, it is Qdrant's: a condition on a list field holds when any
 element satisfies it (`{"tags": "ml"}` also matches `["ml", "nlp"]`), and `$exists`
-treats null and [] as absent. A list or object as an `$eq` value and a callable filter are
-`ConfigError`s: Qdrant cannot evaluate them.
+treats null and [] as absent; `$eq` [] (an empty list, as LlamaIndex's IS_EMPTY asks) also
+passes documents without the field. Any other list or object as an `$eq` value and a
+callable filter are `ConfigError`s: Qdrant cannot evaluate them.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ def _condition(node: Condition) -> models.Filter:
 def _equals(key: str, value: Any) -> Any:
     if value is None:
         return models.IsNullCondition(is_null=models.PayloadField(key=key))
+    if isinstance(value, list) and not value:  # Qdrant tells [] from null, not from a missing field
+        field = models.PayloadField(key=key)
+        return models.Filter(
+            must=[models.IsEmptyCondition(is_empty=field)], must_not=[models.IsNullCondition(is_null=field)]
+        )
     if isinstance(value, (bool, str)):
         return models.FieldCondition(key=key, match=models.MatchValue(value=value))
     if isinstance(value, (int, float)):
