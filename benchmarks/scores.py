@@ -3,16 +3,23 @@ questions from unrelated ones, and how fusions without min-max rank against the 
 
 Usage: python benchmarks/scores.py --work DIR [--data ../shared/data] [--model PATH]
                                    [--collections scifact nfcorpus_preprocessed medline scifact_long]
+                                   [--parts thresholds sweep defaults rare]
 
 Uses (or builds) the indexes of `hybrid.py` in DIR. For each collection:
 
 - Thresholds: the top hit's score for the collection's test queries ("in") against
   unrelated questions ("out"): the other collections' test queries, general questions and
   nonsense strings. Prints the ROC AUC of `normalized_score` (late interaction over the query
-  tokens, the same in every mode), of the default blend's fused score (what hybrid
-  `normalized_score` was before), and of the saturated fusion's score.
-- Fusion: nDCG@10 of each fusion, re-fused from one hybrid search per query (k=100, 100
-  candidates a side; every hit carries both sides' scores).
+  tokens, the same in every mode), of the blend's fused score (the earlier default,
+  which hybrid `normalized_score` used to be) and of the saturated fusion's score (the default now).
+- Sweep: nDCG@10 of each fusion and setting, re-fused from one hybrid search per query
+  (k=100, 100 candidates a side; every hit carries both sides' scores).
+- Defaults: nDCG@10 and ms per query (encoding excluded) of the blend, the saturated fusion
+  and rrf as shipped (k=10, 20 candidates a side), each a search of its own.
+- Rare words: identifier lookups. Up to 200 words of the collection that hold a digit, are 5
+  or more characters long and occur in one document only (`CSF1Rlow`, `GluK4-GluK5`), each a
+  query alone: how often that document is the top hit, and in the top 10, for late
+  interaction and each fusion.
 
 Prints the CPU capability. Asserts nothing.
 """
@@ -20,6 +27,11 @@ Prints the CPU capability. Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import json
+import random
+import re
+import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +72,13 @@ FUSIONS: dict[str, SearchConfig] = {
         for w in (0.5, 0.7, 0.8, 0.9)
         for s in (3.0, 10.0, 30.0)
     },
+}
+
+
+DEFAULTS: dict[str, SearchConfig] = {
+    "blend": SearchConfig(fusion="blend"),
+    "saturated (default)": SearchConfig(fusion="saturated"),
+    "rrf": SearchConfig(fusion="rrf"),
 }
 
 
@@ -114,6 +133,22 @@ def test_queries(data: Path) -> tuple[list[str], list[str], dict]:
     return [q for q, _ in kept], [t for _, t in kept], qrels
 
 
+def rare_words(corpus: Path, n: int = 200, seed: int = 0) -> dict[str, str]:
+    """Up to `n` words (a digit in them, 5+ characters) found in one document only, each
+    with that document's id."""
+    seen: Counter[str] = Counter()
+    home: dict[str, str] = {}
+    with corpus.open(encoding="utf-8") as lines:
+        for line in lines:
+            doc = json.loads(line)
+            for word in set(re.findall(r"\b[A-Za-z]*\d[\w-]*\b", f"{doc.get('title', '')} {doc['text']}")):
+                if len(word) >= 5:
+                    seen[word] += 1
+                    home[word] = str(doc["_id"])
+    once = sorted(word for word, count in seen.items() if count == 1)
+    return {word: home[word] for word in random.Random(seed).sample(once, min(n, len(once)))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="folder of hybrid.py's indexes (kept, reused)")
@@ -122,6 +157,7 @@ def main() -> None:
     parser.add_argument(
         "--collections", nargs="+", default=["scifact", "nfcorpus_preprocessed", "medline", "scifact_long"]
     )
+    parser.add_argument("--parts", nargs="+", default=["thresholds", "sweep", "defaults", "rare"])
     parser.add_argument("--out-per-collection", type=int, default=60, help="other collections' queries used, each")
     args = parser.parse_args()
     if args.model is None:
@@ -132,45 +168,78 @@ def main() -> None:
 
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, threads: {torch.get_num_threads()}")
     everyone = {path.name: test_queries(path) for path in sorted(args.data.iterdir()) if (path / "qrels").is_dir()}
-    aucs = [
-        "| collection | out | n in/out | normalized_score | blend score | saturated w=0.8 s=10 |",
-        "|---|---|---|---|---|---|",
-    ]
-    ndcg = ["| collection | fusion | nDCG@10 |", "|---|---|---|"]
+    tables = {
+        "thresholds": [
+            "| collection | out | n in/out | normalized_score | blend score | saturated score |",
+            "|---|---|---|---|---|---|",
+        ],
+        "sweep": ["| collection | fusion | nDCG@10 |", "|---|---|---|"],
+        "defaults": ["| collection | fusion | nDCG@10 | ms/query |", "|---|---|---|---|"],
+        "rare": ["| collection | search | top 1 | top 10 | words |", "|---|---|---|---|---|"],
+    }
+
+    def row(part: str, line: str) -> None:
+        tables[part].append(line)
+        print(line, flush=True)
+
     for name in args.collections:
         path = args.work / f"{name}-passages"
         build(args.data / name / "corpus.jsonl", path, args.model)
         retriever = ColBERT.open(path, show_progress=False)
         store = retriever.index
         assert isinstance(store, Index)
-        store.search_config = SearchConfig(candidates=100)
         qids, texts, qrels = everyone[name]
-        unrelated = {
-            "other collections": [
-                t
-                for other, (_, their, _) in everyone.items()
-                if other.split("_")[0] != name.split("_")[0]
-                for t in their[: args.out_per_collection]
-            ],
-            "general questions": GENERAL,
-            "nonsense": nonsense(len(GENERAL)),
-        }
-
-        inside = run(retriever, store, texts)
-        for label, config in FUSIONS.items():
-            ranking = {q: [d for _, d in fused(h, n, config)] for q, (h, n) in zip(qids, inside, strict=True) if h}
-            ndcg.append(f"| {name} | {label} | {evaluate(ranking, qrels)['ndcg@10']:.4f} |")
-            print(ndcg[-1], flush=True)
-        top_in = tops(inside)
-        for label, questions in unrelated.items():
-            if not questions:
+        store.search_config = SearchConfig(candidates=100)
+        inside = run(retriever, store, texts) if {"thresholds", "sweep"} & set(args.parts) else []
+        if "sweep" in args.parts:
+            for label, config in FUSIONS.items():
+                ranking = {q: [d for _, d in fused(h, n, config)] for q, (h, n) in zip(qids, inside, strict=True) if h}
+                row("sweep", f"| {name} | {label} | {evaluate(ranking, qrels)['ndcg@10']:.4f} |")
+        if "thresholds" in args.parts:
+            unrelated = {
+                "other collections": [
+                    t
+                    for other, (_, their, _) in everyone.items()
+                    if other.split("_")[0] != name.split("_")[0]
+                    for t in their[: args.out_per_collection]
+                ],
+                "general questions": GENERAL,
+                "nonsense": nonsense(len(GENERAL)),
+            }
+            top_in = tops(inside)
+            for label, questions in unrelated.items():
+                if not questions:
+                    continue
+                top_out = tops(run(retriever, store, questions))
+                aucs = " | ".join(f"{auc(a, b):.3f}" for a, b in zip(top_in, top_out, strict=True))
+                row("thresholds", f"| {name} | {label} | {len(top_in[0])}/{len(top_out[0])} | {aucs} |")
+        vectors = retriever.encoder.encode_queries(texts)
+        if "defaults" in args.parts:
+            for label, config in DEFAULTS.items():
+                store.search_config = config
+                start = time.perf_counter()
+                found = store.search(vectors, k=10, mode="hybrid", texts=texts)
+                ms = 1000 * (time.perf_counter() - start) / len(texts)
+                ranking = {q: [h.doc_id for h in hits] for q, hits in zip(qids, found, strict=True)}
+                row("defaults", f"| {name} | {label} | {evaluate(ranking, qrels)['ndcg@10']:.4f} | {ms:.0f} |")
+        if "rare" in args.parts:
+            words = rare_words(args.data / name / "corpus.jsonl")
+            queries = list(words)
+            if not queries:  # nfcorpus_preprocessed: no digits left in its words
                 continue
-            top_out = tops(run(retriever, store, questions))
-            row = " | ".join(f"{auc(a, b):.3f}" for a, b in zip(top_in, top_out, strict=True))
-            aucs.append(f"| {name} | {label} | {len(top_in[0])}/{len(top_out[0])} | {row} |")
-            print(aucs[-1], flush=True)
-    print("\n".join(aucs))
-    print("\n".join(ndcg))
+            word_vectors = retriever.encoder.encode_queries(queries)
+            for label, mode, config in [
+                ("late", "late", SearchConfig()),
+                *(("hybrid " + k, "hybrid", c) for k, c in DEFAULTS.items()),
+            ]:
+                store.search_config = config
+                found = store.search(word_vectors, k=10, mode=mode, texts=queries)
+                ids = [[h.doc_id for h in hits] for hits in found]
+                top1 = sum(bool(hits) and hits[0] == words[q] for q, hits in zip(queries, ids, strict=True))
+                top10 = sum(words[q] in hits for q, hits in zip(queries, ids, strict=True))
+                row("rare", f"| {name} | {label} | {top1} | {top10} | {len(queries)} |")
+    for part in args.parts:
+        print("\n".join(tables[part]))
 
 
 if __name__ == "__main__":

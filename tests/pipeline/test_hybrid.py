@@ -37,13 +37,15 @@ def lexical_ids(index: Index, text: str, k: int = 50) -> list[str]:
 QUERY = unit_vectors(999, 5)
 
 
-def test_a_rare_exact_token_is_found_in_hybrid_mode_and_not_in_late(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fusion", ["saturated", "blend", "rrf"])
+def test_a_rare_exact_token_is_found_in_hybrid_mode_and_not_in_late(tmp_path: Path, fusion: str) -> None:
     ids = [f"d{i}" for i in range(20)]
     plain = Index.create(tmp_path / "plain", model=MODEL, dim=DIM)
     plain.write([batch(ids, ["pump maintenance report"] * 20)])
-    target = [h.doc_id for h in plain.search([QUERY], k=20, mode="late")[0]][10]  # a middling MaxSim
+    target = [h.doc_id for h in plain.search([QUERY], k=20, mode="late")[0]][5]  # just outside the top 5
     texts = ["pump fails with error ERR-4521X" if d == target else "pump maintenance report" for d in ids]
-    index = Index.create(tmp_path / "idx", model=MODEL, dim=DIM)
+    config = SearchConfig(fusion=fusion)  # type: ignore[arg-type]
+    index = Index.create(tmp_path / "idx", model=MODEL, dim=DIM, search_config=config)
     index.write([batch(ids, texts)])  # the same vectors: the rare token is the only new tie to the query
     assert target not in [h.doc_id for h in index.search([QUERY], k=5, mode="late")[0]]
     hybrid = index.search([QUERY], k=5, texts=["ERR-4521X"])[0]  # hybrid: the default with a text

@@ -165,6 +165,7 @@ def test_the_serve_command_runs_a_server(example_retriever: ColBERT) -> None:
         port = probe.getsockname()[1]
     folder = str(example_retriever.index.path)  # type: ignore[attr-defined]
     command = [sys.executable, "-m", "colbert_retriever", "serve", "--index", folder, "--port", str(port)]
+    command += ["--max-query-chars", "50"]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -179,6 +180,8 @@ def test_the_serve_command_runs_a_server(example_retriever: ColBERT) -> None:
         assert health.json()["documents"] == 20
         hits = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "Who wrote Hamlet?", "k": 1}).json()
         assert hits["hits"][0]["doc_id"] == "shakespeare"
+        too_long = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "Hamlet? " * 10, "k": 1})
+        assert too_long.status_code == 422
         document = {"documents": [{"id": "served", "text": "A write through the served index."}]}
         assert httpx.put(f"http://127.0.0.1:{port}/documents", json=document, timeout=60).status_code == 200
         assert httpx.post(f"http://127.0.0.1:{port}/documents/delete", json={"ids": ["served"]}).status_code == 200

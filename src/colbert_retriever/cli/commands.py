@@ -166,7 +166,11 @@ def serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         msg = f"serve needs FastAPI and uvicorn ({exc.name} is missing): pip install 'colbert-retriever[serve]'"
         raise MissingDependencyError(msg) from exc
-    config = ServiceConfig(api_key=args.service_key or os.environ.get("COLBERT_API_KEY"), max_k=args.max_k)
+    config = ServiceConfig(
+        api_key=args.service_key or os.environ.get("COLBERT_API_KEY"),
+        max_k=args.max_k,
+        max_query_chars=args.max_query_chars,
+    )
     if config.api_key is None and not _loopback(args.host) and not args.no_key:
         msg = (
             f"--host {args.host} lets other machines in, and no key is set: give --service-key "

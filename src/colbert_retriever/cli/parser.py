@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-key", action="store_true", help="serve beyond this machine (--host) without a key (refused otherwise)"
     )
     sub.add_argument("--max-k", type=int, default=1000, help="largest k a search may ask for (default 1000)")
+    sub.add_argument(
+        "--max-query-chars", type=int, default=4096, help="longest query a search may send (default 4096 characters)"
+    )
     _search_options(sub)
     _model_options(sub, required=False)
 
@@ -217,10 +220,11 @@ def _search_options(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--fusion",
-        choices=["blend", "rrf"],
-        help="hybrid: blend (default): weighted sum of min-max normalised scores; rrf: reciprocal-rank fusion",
+        choices=["saturated", "blend", "rrf"],
+        help="hybrid: saturated (default): late interaction over the query tokens plus a saturated BM25, "
+        "a score a threshold can use; blend: weighted sum of min-max normalised scores; rrf: reciprocal-rank fusion",
     )
-    sub.add_argument("--late-weight", type=float, help="hybrid blend: weight of late interaction in [0, 1] (0.8)")
+    sub.add_argument("--late-weight", type=float, help="hybrid: weight of late interaction in [0, 1] (0.8)")
     sub.add_argument("--ncells", type=int, help="plaid: centroids probed per query token (default: grows with k)")
     sub.add_argument("--ndocs", type=int, help="plaid: candidates reranked exactly (default: grows with k)")
     sub.add_argument(
