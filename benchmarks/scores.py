@@ -39,7 +39,7 @@ import torch
 
 from colbert_retriever import ColBERT, Index, SearchConfig
 from colbert_retriever.metrics import evaluate
-from colbert_retriever.pipeline.fusion import blend, reciprocal_rank, saturated
+from colbert_retriever.pipeline.fusion import fuse
 from colbert_retriever.text.corpus import read_qrels, read_queries
 
 GENERAL = [
@@ -98,12 +98,7 @@ def fused(hits: list, n_tokens: int, config: SearchConfig) -> list[tuple[float, 
     """The hits' documents, best first, by `config`'s fusion of their two scores."""
     late = np.array([h.late_score for h in hits])
     lexical = np.array([h.lexical_score for h in hits])
-    if config.fusion == "rrf":
-        scores = reciprocal_rank(late, lexical, config.rrf_k)
-    elif config.fusion == "saturated":
-        scores = saturated(late / n_tokens, lexical, config.late_weight, config.saturation)
-    else:
-        scores = blend(late, lexical, config.late_weight)
+    scores = fuse(late, lexical, n_tokens, config)
     order = np.argsort(-scores, kind="stable")
     return [(float(scores[i]), hits[i].doc_id) for i in order]
 
@@ -213,8 +208,8 @@ def main() -> None:
                 top_out = tops(run(retriever, store, questions))
                 aucs = " | ".join(f"{auc(a, b):.3f}" for a, b in zip(top_in, top_out, strict=True))
                 row("thresholds", f"| {name} | {label} | {len(top_in[0])}/{len(top_out[0])} | {aucs} |")
-        vectors = retriever.encoder.encode_queries(texts)
         if "defaults" in args.parts:
+            vectors = retriever.encoder.encode_queries(texts)
             for label, config in DEFAULTS.items():
                 store.search_config = config
                 start = time.perf_counter()

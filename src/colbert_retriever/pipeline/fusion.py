@@ -1,12 +1,24 @@
 """Fusing two scores of the same candidates into one: arrays in, array out, no index.
 
-Both take each candidate's late-interaction score and its BM25 score (0 where the candidate
-has none of the query's words) and return one score per candidate, higher better.
+Each fusion takes every candidate's late-interaction score and its BM25 score (0 where the
+candidate has none of the query's words) and returns one score per candidate, higher better.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from colbert_retriever.config import SearchConfig
+
+
+def fuse(late: np.ndarray, lexical: np.ndarray, n_tokens: int, config: SearchConfig) -> np.ndarray:
+    """The candidates' scores by `config.fusion` (`late`: raw MaxSim of a query of
+    `n_tokens` tokens)."""
+    if config.fusion == "rrf":
+        return reciprocal_rank(late, lexical, config.rrf_k)
+    if config.fusion == "saturated":
+        return saturated(late / n_tokens, lexical, config.late_weight, config.saturation)
+    return blend(late, lexical, config.late_weight)
 
 
 def min_max(scores: np.ndarray) -> np.ndarray:

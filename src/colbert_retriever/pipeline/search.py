@@ -162,12 +162,7 @@ def _fuse(
     lexical_of |= dict(zip(missing, _lexical_scores(reader, text, missing, grouped), strict=True))
     late_scores = np.array([ranked.score for ranked in scored.values()])
     lexical_scores = np.array([lexical_of[key] for key in scored])
-    if config.fusion == "rrf":
-        fused = fusion.reciprocal_rank(late_scores, lexical_scores, config.rrf_k)
-    elif config.fusion == "saturated":
-        fused = fusion.saturated(late_scores / len(query), lexical_scores, config.late_weight, config.saturation)
-    else:
-        fused = fusion.blend(late_scores, lexical_scores, config.late_weight)
+    fused = fusion.fuse(late_scores, lexical_scores, len(query), config)
     return [
         Ranked(score, shown.row, shown.passage_score, shown.score, lexical_score)
         for score, shown, lexical_score in zip(fused.tolist(), scored.values(), lexical_scores.tolist(), strict=True)
