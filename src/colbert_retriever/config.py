@@ -41,9 +41,19 @@ class EncoderConfig:
         query_marker: Token put right after [CLS] in queries (`[unused0]` in ColBERT), or
             None for no marker.
         doc_marker: Token put right after [CLS] in documents (`[unused1]`), or None.
-        query_expansion: Pad queries with [MASK] to `query_maxlen` (query augmentation).
+        query_expansion: Pad queries with [MASK] to `query_maxlen` (query augmentation);
+            with the end-of-sequence token where the tokenizer has no [MASK] (decoders).
         attend_to_expansion: Whether the [MASK] padding is attended to by the encoder.
         skiplist: Tokens whose document vectors are dropped (punctuation in ColBERT).
+        query_prompt: Text put before every query (PyLate's `prompts["query"]`, e.g.
+            "search_query: "); its tokens get vectors like the query's own.
+        doc_prompt: Text put before every document (PyLate's `prompts["document"]`).
+        lowercase: Lowercase texts (prompt included) before tokenising (`do_lower_case`).
+        strip: Strip whitespace around the prompted text before tokenising, as
+            sentence-transformers does (whitespace changes the tokens of BPE tokenizers).
+        truncate_dim: Keep the first `truncate_dim` dimensions of every vector (and
+            L2-normalise again): Matryoshka checkpoints such as jina-colbert-v2 are
+            trained for it. None keeps the checkpoint's dimension.
         batch_size: Texts per forward pass.
         precision: "auto" (default): bfloat16 autocast where the CPU has bfloat16 units
             (AVX-512 BF16 or AMX: ~3x faster, a tiny quality cost), float32 elsewhere
@@ -63,6 +73,11 @@ class EncoderConfig:
     query_expansion: bool = True
     attend_to_expansion: bool = False
     skiplist: tuple[str, ...] = ()
+    query_prompt: str = ""
+    doc_prompt: str = ""
+    lowercase: bool = False
+    strip: bool = False
+    truncate_dim: int | None = None
     batch_size: int = 32
     precision: Precision = "auto"
     show_progress: bool = True
@@ -76,6 +91,12 @@ class EncoderConfig:
         _require_positive("batch_size", self.batch_size)
         if self.n_threads is not None:
             _require_positive("n_threads", self.n_threads)
+        if self.truncate_dim is not None:
+            _require_positive("truncate_dim", self.truncate_dim)
+        for name in ("query_prompt", "doc_prompt"):
+            if not isinstance(getattr(self, name), str):
+                msg = f"{name} must be a string, got {getattr(self, name)!r}"
+                raise ConfigError(msg)
         minimum = 3 if self.query_marker else 2
         if self.query_maxlen < minimum or self.doc_maxlen < minimum:
             msg = f"query_maxlen and doc_maxlen must leave room for [CLS], a marker and [SEP] (>= {minimum})"
@@ -86,9 +107,15 @@ class EncoderConfig:
         object.__setattr__(self, "skiplist", tuple(self.skiplist))
 
     def layout(self) -> dict[str, object]:
-        """The fields that decide which vectors a text gets (stored in an index's manifest)."""
+        """The fields that decide which vectors a text gets (stored in an index's manifest).
+
+        Fields added since the first release are left out while they hold their default,
+        so an index built before them keeps its fingerprint."""
         runtime = {"batch_size", "precision", "show_progress", "n_threads", "device"}
-        return {k: v for k, v in asdict(self).items() if k not in runtime}
+        later = {"query_prompt": "", "doc_prompt": "", "lowercase": False, "strip": False, "truncate_dim": None}
+        return {
+            k: v for k, v in asdict(self).items() if k not in runtime and not (k in later and later[k] == v)
+        }
 
 
 IndexType = Literal["exact", "plaid", "auto"]

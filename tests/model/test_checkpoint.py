@@ -37,7 +37,8 @@ def test_stanford_without_metadata_uses_colbert_defaults(checkpoints, tmp_path: 
     (folder / "artifact.metadata").unlink()
     checkpoint = load_checkpoint(folder)  # found through linear.weight in the weights
     assert checkpoint.format == "stanford"
-    assert (checkpoint.config.query_maxlen, checkpoint.config.doc_maxlen) == (32, 180)
+    # colbert-ai 0.2.22's ColBERTConfig defaults (doc_maxlen 220, not PyLate's 180)
+    assert (checkpoint.config.query_maxlen, checkpoint.config.doc_maxlen) == (32, 220)
 
 
 def test_missing_projection_is_an_error_not_a_random_layer(checkpoints, tmp_path: Path) -> None:

@@ -4,11 +4,15 @@ Token layout follows the reference implementations (colbert-ai's `QueryTokenizer
 `DocTokenizer`, PyLate's `ColBERT.tokenize`), checked against their recorded outputs in
 tests/test_parity.py:
 
-* ``[CLS] marker tokens... [SEP]``, truncated so the whole sequence fits the max length;
-* queries padded with [MASK] to ``query_maxlen`` (query augmentation); the padding is
-  attended to only if the checkpoint says so, yet every position gets a vector;
+* the text gets its prompt in front (PyLate's ``prompts``), then is stripped and lowercased
+  where the checkpoint says so, as sentence-transformers prepares text;
+* ``[CLS] marker tokens... [SEP]``, truncated so the whole sequence fits the max length (the
+  marker goes after the first token, whatever the tokenizer puts there);
+* queries padded with [MASK] (the end-of-sequence token where there is no [MASK]) to
+  ``query_maxlen`` (query augmentation); the padding is attended to only if the checkpoint
+  says so, yet every position gets a vector;
 * documents keep the vectors of their real tokens minus the skiplist (punctuation);
-* every vector is L2-normalised.
+* every vector is L2-normalised (after `truncate_dim`, for Matryoshka checkpoints).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from tqdm.auto import tqdm
 from colbert_retriever.config import EncoderConfig
 from colbert_retriever.devices import resolve_device
 from colbert_retriever.errors import CheckpointError, ConfigError, IndexCorruptError
-from colbert_retriever.model.checkpoint import ACTIVATIONS, Checkpoint, ProjectionLayer, load_checkpoint
+from colbert_retriever.model.checkpoint import Checkpoint, ProjectionLayer, activation_module, load_checkpoint
 from colbert_retriever.model.fingerprint import ModelFingerprint
 from colbert_retriever.model.precision import encoding_precision
 from colbert_retriever.model.transformer import load_tokenizer, load_transformer
@@ -72,16 +76,19 @@ class Encoder:
         self.config = config
         self.device = resolve_device(config.device)
         self._transformer = transformer.eval().to(self.device)
-        layers = (_build_linear(layer) for layer in checkpoint.projection)
+        layers = (Dense(layer) for layer in checkpoint.projection)
         self._projection = torch.nn.Sequential(*layers).eval().to(self.device)
         self._tokenizer = tokenizer
         # Fast tokenizers raise "Already borrowed" when two threads change truncation at once.
         self._tokenizer_lock = threading.Lock()
         self._reported_cut = False  # a query longer than query_maxlen is logged once
         self.precision = encoding_precision(config.precision, self.device)  # what "auto" resolved to here
-        self._ids = _special_ids(tokenizer, config)
+        self._ids = _special_ids(tokenizer, config, checkpoint.format)
         last = checkpoint.projection[-1].weight.shape[0] if checkpoint.projection else transformer.config.hidden_size
-        self.dim = int(last)
+        if config.truncate_dim is not None and config.truncate_dim > last:
+            msg = f"truncate_dim={config.truncate_dim} is larger than the model's {last} dimensions"
+            raise ConfigError(msg)
+        self.dim = int(config.truncate_dim or last)
         self._fingerprint: ModelFingerprint | None = None
 
     @classmethod
@@ -195,20 +202,24 @@ class Encoder:
 
     @property
     def passage_pieces(self) -> int:
-        """Word pieces a document holds: `doc_maxlen` less [CLS], the marker and [SEP]."""
-        return self.config.doc_maxlen - 2 - (self._ids.doc_marker is not None)
+        """Word pieces of a document's own text that fit `doc_maxlen`: less the special
+        tokens ([CLS], [SEP]), the marker and the document prompt's pieces."""
+        return self.config.doc_maxlen - self._ids.n_special - (self._ids.doc_marker is not None) - self._ids.doc_prompt
 
     def piece_spans(self, text: str) -> np.ndarray:
         """(n_pieces, 2) character spans of `text`'s word pieces, uncut, no special tokens."""
-        spans = self._with_offsets(text, add_special_tokens=False)["offset_mapping"]
-        return np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+        prepared = _Prepared.of(text, "", self.config)
+        spans = self._with_offsets(prepared.text, add_special_tokens=False)["offset_mapping"]
+        return prepared.spans(spans)
 
     def document_tokens(self, text: str) -> tuple[list[str], np.ndarray]:
         """The tokens `encode_documents([text])` returns vectors for, in order: their texts
-        and (n, 2) character spans in `text` (special tokens: an empty span at 0)."""
+        and (n, 2) character spans in `text` (special and prompt tokens: an empty span at 0)."""
         marker, skip = self._ids.doc_marker, set(self._ids.skiplist.tolist())
-        encoded = self._with_offsets(text, truncation=True, max_length=self.passage_pieces + 2)
-        ids, spans = list(encoded["input_ids"]), [tuple(span) for span in encoded["offset_mapping"]]
+        prepared = _Prepared.of(text, self.config.doc_prompt, self.config)
+        budget = self.config.doc_maxlen - (marker is not None)
+        encoded = self._with_offsets(prepared.text, truncation=True, max_length=budget)
+        ids, spans = list(encoded["input_ids"]), [tuple(span) for span in prepared.spans(encoded["offset_mapping"])]
         if marker is not None:
             ids, spans = [*ids[:1], marker, *ids[1:]], [*spans[:1], (0, 0), *spans[1:]]
         kept = [i for i, token_id in enumerate(ids) if token_id not in skip]
@@ -224,13 +235,16 @@ class Encoder:
             return self._tokenizer(text, **settings, **_OFFSETS)
 
     def query_tokens(self, query: str) -> list[str]:
-        """The tokens `encode_queries([query])` returns vectors for, [MASK] expansion included."""
+        """The tokens `encode_queries([query])` returns vectors for, expansion included."""
         batch = self.tokenize([query], is_query=True)
         return list(self._tokenizer.convert_ids_to_tokens(batch.input_ids[0][batch.keep[0]].tolist()))
 
     def _token_ids(self, texts: list[str], *, is_query: bool) -> list[list[int]]:
+        cfg = self.config
         marker = self._ids.query_marker if is_query else self._ids.doc_marker
-        maxlen = self.config.query_maxlen if is_query else self.config.doc_maxlen
+        maxlen = cfg.query_maxlen if is_query else cfg.doc_maxlen
+        prompt = cfg.query_prompt if is_query else cfg.doc_prompt
+        texts = [_Prepared.of(text, prompt, cfg).text for text in texts]
         with self._tokenizer_lock:
             ids = self._tokenizer(
                 texts,
@@ -266,8 +280,8 @@ class Encoder:
         length = cfg.query_maxlen if expand else max(len(seq) for seq in ids)
         pad_id = self._ids.pad
         if expand:
-            assert self._ids.mask is not None, "checked when the encoder was built"
-            pad_id = self._ids.mask
+            assert self._ids.expansion is not None, "checked when the encoder was built"
+            pad_id = self._ids.expansion
         input_ids = torch.full((len(ids), length), pad_id, dtype=torch.int64)
         real = torch.zeros((len(ids), length), dtype=torch.bool)
         for row, seq in enumerate(ids):
@@ -310,58 +324,139 @@ class Encoder:
         with torch.inference_mode(), autocast:
             ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
             vectors = self._projection(self._transformer(input_ids=ids, attention_mask=mask)[0])
-        vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=-1)
+        vectors = torch.nn.functional.normalize(vectors[..., : self.dim].float(), p=2, dim=-1)
         return vectors.cpu().numpy()
 
 
-def _build_linear(layer: ProjectionLayer) -> torch.nn.Module:
-    weight, bias = layer.weight, layer.bias
-    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    with torch.no_grad():
-        linear.weight.copy_(weight)
-        if bias is not None:
-            linear.bias.copy_(bias)
-    return torch.nn.Sequential(linear, ACTIVATIONS[layer.activation]())
+class Dense(torch.nn.Module):
+    """PyLate's Dense layer: act(linear(x)), plus x (through `residual` where the widths
+    differ) when the layer uses a residual. Parameter names are PyLate's."""
+
+    def __init__(self, layer: ProjectionLayer) -> None:
+        super().__init__()
+        out_features, in_features = layer.weight.shape
+        self.linear = torch.nn.Linear(in_features, out_features, bias=layer.bias is not None)
+        self.activation = activation_module(layer.activation)
+        self.use_residual = layer.use_residual
+        self.residual = None
+        if layer.use_residual and out_features != in_features:
+            assert layer.residual is not None, "checked when the checkpoint was read"
+            self.residual = torch.nn.Linear(in_features, out_features, bias=False)
+        with torch.no_grad():
+            self.linear.weight.copy_(layer.weight)
+            if layer.bias is not None:
+                self.linear.bias.copy_(layer.bias)
+            if self.residual is not None:
+                self.residual.weight.copy_(layer.residual)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        projected = self.activation(self.linear(states))
+        if not self.use_residual:
+            return projected
+        return projected + (states if self.residual is None else self.residual(states))
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A text as the tokenizer sees it (prompt, strip, lowercase applied), and where each
+    of its characters came from in the original text (-1: the prompt)."""
+
+    text: str
+    origin: np.ndarray  # (len(text),) int64
+
+    @classmethod
+    def of(cls, text: str, prompt: str, config: EncoderConfig) -> _Prepared:
+        if not (prompt or config.strip or config.lowercase):
+            return cls(text, np.arange(len(text), dtype=np.int64))
+        full = prompt + text
+        origin = np.arange(-len(prompt), len(text), dtype=np.int64)
+        origin[: len(prompt)] = -1
+        if config.strip:
+            start = len(full) - len(full.lstrip())
+            stop = len(full.rstrip())
+            full, origin = full[start:stop], origin[start:stop]
+        if config.lowercase:
+            lowered = full.lower()
+            if len(lowered) != len(full):  # a few characters lowercase to several
+                widths = [len(char.lower()) for char in full]
+                origin = np.repeat(origin, widths)[: len(lowered)]
+                origin = np.pad(origin, (0, len(lowered) - len(origin)), mode="edge")
+            full = lowered
+        return cls(full, origin)
+
+    def spans(self, offsets: Sequence[Sequence[int]]) -> np.ndarray:
+        """(n, 2) spans in the original text of tokens at `offsets` in `self.text`; a token
+        that is all prompt (or special) gets the empty span (0, 0)."""
+        spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+        if self.origin.size == len(self.text) and np.array_equal(self.origin, np.arange(len(self.text))):
+            return spans
+        out = np.zeros_like(spans)
+        for row, (start, stop) in enumerate(spans.tolist()):
+            inside = self.origin[start:stop]
+            inside = inside[inside >= 0]
+            if inside.size:
+                out[row] = (inside[0], inside[-1] + 1)
+        return out
 
 
 @dataclass(frozen=True)
 class _SpecialIds:
-    """Token ids the layout needs: markers, [MASK] (query expansion), padding, skiplist."""
+    """Token ids the layout needs: markers, the query expansion token, padding, skiplist,
+    and how many tokens the layout adds around a document's own pieces."""
 
     query_marker: int | None
     doc_marker: int | None
-    mask: int | None
+    expansion: int | None
     pad: int
     skiplist: torch.Tensor
+    n_special: int  # tokens the tokenizer adds around a text ([CLS] and [SEP])
+    doc_prompt: int  # pieces of the document prompt
 
 
-def _special_ids(tokenizer: Any, config: EncoderConfig) -> _SpecialIds:
-    """Ids of the markers, [MASK], padding and skiplist tokens, checked to exist."""
+def _special_ids(tokenizer: Any, config: EncoderConfig, fmt: str) -> _SpecialIds:
+    """Ids of the markers, the expansion token, padding and skiplist tokens, checked to exist.
+
+    Queries are expanded with [MASK]; PyLate falls back to the end-of-sequence token where
+    the tokenizer has no mask token (decoders). The skiplist is resolved as the checkpoint's
+    reference does: PyLate looks each word up as a token (an unknown word is the unknown
+    token), colbert-ai skips the first piece each word is tokenised to.
+    """
     vocab = tokenizer.get_vocab()
 
     def token_id(token: str, what: str) -> int:
         for candidate in (token, token.strip()):
             if candidate in vocab:
                 return int(vocab[candidate])
-        msg = f"the tokenizer has no {what} token {token!r}"
+        msg = (
+            f"the tokenizer has no {what} token {token!r} (PyLate would add it with an untrained "
+            "embedding; a trained checkpoint saves it in its tokenizer)"
+        )
         raise CheckpointError(msg)
 
-    mask = tokenizer.mask_token_id
-    if config.query_expansion and mask is None:
-        msg = "query expansion needs a [MASK] token but the tokenizer has none"
+    expansion = tokenizer.mask_token_id
+    if expansion is None and fmt == "pylate":
+        expansion = tokenizer.eos_token_id
+    if config.query_expansion and expansion is None:
+        needs = "a mask or end-of-sequence token" if fmt == "pylate" else "a [MASK] token"
+        msg = f"query expansion needs {needs} but the tokenizer has none"
         raise CheckpointError(msg)
     skip = set()
     for word in config.skiplist:
-        if word in vocab:
-            skip.add(int(vocab[word]))
+        if fmt == "pylate":
+            found = vocab.get(word, tokenizer.unk_token_id)
+            skip.update([] if found is None else [int(found)])
+        elif fmt == "stanford" or word not in vocab:
+            skip.update(tokenizer.encode(word, add_special_tokens=False)[:1])
         else:
-            pieces = tokenizer.encode(word, add_special_tokens=False)
-            skip.update(pieces[:1])
+            skip.add(int(vocab[word]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    prompt = config.doc_prompt.lower() if config.lowercase else config.doc_prompt
     return _SpecialIds(
         query_marker=None if config.query_marker is None else token_id(config.query_marker, "query marker"),
         doc_marker=None if config.doc_marker is None else token_id(config.doc_marker, "document marker"),
-        mask=mask,
+        expansion=expansion,
         pad=pad,
         skiplist=torch.tensor(sorted(skip), dtype=torch.int64),
+        n_special=int(tokenizer.num_special_tokens_to_add(pair=False)),
+        doc_prompt=len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0,
     )

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from colbert_retriever.errors import CheckpointError
+from colbert_retriever.model.checkpoint import load_weights, weights_file
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
@@ -33,7 +32,6 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
     "relu": nn.ReLU,
 }
-WEIGHTS = "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class BertShape:
             and not config.get("is_decoder", False)
             and "auto_map" not in config
             and config.get("hidden_act", "gelu") in ACTIVATIONS
-            and (folder / WEIGHTS).is_file()
+            and weights_file(folder) is not None
         )
         if not plain:
             return None
@@ -191,6 +189,22 @@ class _AddNorm(nn.Module):
         return self.LayerNorm(self.dense(update) + states)
 
 
+def bert_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`weights` under the names `Bert` uses, read as transformers reads them: without the
+    `bert.` prefix of a full model (colbert-ai's HF_ColBERT, BertForMaskedLM) and with
+    LayerNorm's old names (`gamma`, `beta`: TensorFlow ports, and transformers 5 writes them
+    back when it saved a model it loaded under them) as `weight` and `bias`."""
+    if any(name.startswith("bert.") for name in weights):
+        weights = {name.removeprefix("bert."): tensor for name, tensor in weights.items() if name.startswith("bert.")}
+    renamed = {}
+    for name, tensor in weights.items():
+        if ".LayerNorm." in name or name.startswith("LayerNorm."):
+            name = name.removesuffix(".gamma") + ".weight" if name.endswith(".gamma") else name
+            name = name.removesuffix(".beta") + ".bias" if name.endswith(".beta") else name
+        renamed[name] = tensor
+    return renamed
+
+
 def load_transformer(folder: Path, *, trust_remote_code: bool = False) -> Any:
     """The encoder in `folder` with its weights: `Bert` for plain BERT, transformers'
     `AutoModel` otherwise; every weight but the pooler's must be in the files."""
@@ -212,8 +226,18 @@ def load_transformer(folder: Path, *, trust_remote_code: bool = False) -> Any:
     missing = sorted(name for name in missing if not name.startswith("pooler."))
     if missing:
         msg = f"{folder}: weights are missing for {missing[:5]}{'...' if len(missing) > 5 else ''}"
+        if not trust_remote_code and "auto_map" in _config(folder):
+            msg += "; the checkpoint ships its own model code (auto_map): pass trust_remote_code=True if you trust it"
         raise CheckpointError(msg)
     return model.float().eval()
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def load_tokenizer(folder: Path, *, trust_remote_code: bool = False) -> Any:
@@ -248,15 +272,10 @@ def _load_bert(folder: Path) -> tuple[Bert, list[str]] | None:
     """The plain BERT in `folder` and the names of weights missing from its file; None where
     `BertShape.read` does not recognise it (transformers then reads the folder)."""
     shape = BertShape.read(folder)
-    if shape is None:
+    file = weights_file(folder)
+    if shape is None or file is None:
         return None
-    try:
-        weights = load_file(folder / WEIGHTS)
-    except (OSError, SafetensorError) as exc:
-        msg = f"cannot read {folder / WEIGHTS}: {exc}"
-        raise CheckpointError(msg) from exc
-    if any(name.startswith("bert.") for name in weights):  # colbert-ai's HF_ColBERT nests the encoder
-        weights = {name.removeprefix("bert."): tensor for name, tensor in weights.items() if name.startswith("bert.")}
+    weights = bert_weights(load_weights(file))
     model = Bert(shape)
     expected = model.state_dict()
     for name, tensor in weights.items():
