@@ -113,9 +113,7 @@ class EncoderConfig:
         so an index built before them keeps its fingerprint."""
         runtime = {"batch_size", "precision", "show_progress", "n_threads", "device"}
         later = {"query_prompt": "", "doc_prompt": "", "lowercase": False, "strip": False, "truncate_dim": None}
-        return {
-            k: v for k, v in asdict(self).items() if k not in runtime and not (k in later and later[k] == v)
-        }
+        return {k: v for k, v in asdict(self).items() if k not in runtime and not (k in later and later[k] == v)}
 
 
 IndexType = Literal["exact", "plaid", "auto"]

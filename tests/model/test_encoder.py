@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import threading
 
 import numpy as np
@@ -75,7 +74,8 @@ def test_stanford_and_pylate_formats_encode_identically(checkpoints) -> None:
     pylate = Encoder.from_pretrained(checkpoints["pylate"], show_progress=False)
     assert (stanford.checkpoint.format, pylate.checkpoint.format) == ("stanford", "pylate")
     # PyLate strips texts as sentence-transformers does (a no-op for WordPiece): the only difference
-    assert pylate.config.strip and not stanford.config.strip
+    assert pylate.config.strip
+    assert not stanford.config.strip
     assert stanford.config.layout() == dataclasses.replace(pylate.config, strip=False).layout()
     for a, b in zip(stanford.encode_documents(DOCS), pylate.encode_documents(DOCS), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)

@@ -51,6 +51,7 @@ def index(args: argparse.Namespace) -> int:
         exist_ok=args.exist_ok,
         chunking=_chunking(args),
         **_settings(args),
+        **({} if args.truncate_dim is None else {"truncate_dim": args.truncate_dim}),
     )
     try:
         count = len(retriever.add_documents(corpus))
@@ -247,6 +248,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "precision": args.precision,
         "device": args.device,
         "show_progress": not args.quiet,
+        "trust_remote_code": args.trust_remote_code,
     }
 
 

@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no full-text (BM25) index beside the vectors: late-interaction search only",
     )
+    sub.add_argument(
+        "--truncate-dim",
+        type=int,
+        help="keep the first N dimensions of every vector (Matryoshka checkpoints, e.g. jina-colbert-v2: 128, 96, 64)",
+    )
     _model_options(sub, required=True)
 
     sub = command("add", commands.add, "Add documents to an existing index", "the index to add to")
@@ -208,6 +213,11 @@ def _model_options(sub: argparse.ArgumentParser, *, required: bool) -> None:
         "--device",
         default="auto",
         help="where the model runs: auto (default: a CUDA GPU if there is one), cpu, cuda or cuda:N",
+    )
+    sub.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the checkpoint run the Python code it ships (e.g. jina-colbert-v2); only for checkpoints you trust",
     )
 
 

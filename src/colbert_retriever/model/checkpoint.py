@@ -290,7 +290,7 @@ def _read_pylate(
         attend_to_expansion=bool(settings.get("do_query_expansion", True))
         and bool(settings.get("attend_to_expansion_tokens", False)),
         skiplist=tuple(settings.get("skiplist_words", _PUNCTUATION)),
-        query_prompt=prompts.get("query", default),
+        query_prompt=str(prompts.get("query", default)),
         doc_prompt=doc_prompt,
         lowercase=bool(transformer.get("do_lower_case", False)),
         strip=True,

@@ -346,7 +346,7 @@ class Dense(torch.nn.Module):
             self.linear.weight.copy_(layer.weight)
             if layer.bias is not None:
                 self.linear.bias.copy_(layer.bias)
-            if self.residual is not None:
+            if self.residual is not None and layer.residual is not None:
                 self.residual.weight.copy_(layer.residual)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:

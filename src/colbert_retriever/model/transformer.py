@@ -246,7 +246,16 @@ def load_tokenizer(folder: Path, *, trust_remote_code: bool = False) -> Any:
 
     try:
         with quiet_transformers():
-            return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+            try:
+                return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+            except ValueError as exc:
+                # transformers 5 names its tokenizer class TokenizersBackend, which 4.x lacks;
+                # the tokenizer.json beside it is all a fast tokenizer needs
+                if "TokenizersBackend" not in str(exc) or not (folder / "tokenizer.json").is_file():
+                    raise
+                from transformers import PreTrainedTokenizerFast
+
+                return PreTrainedTokenizerFast.from_pretrained(str(folder))
     except (OSError, ValueError, KeyError) as exc:
         msg = f"cannot load the tokenizer in {folder}: {str(exc).splitlines()[0]}"
         raise CheckpointError(msg) from exc
