@@ -269,13 +269,13 @@ def test_missing_marker_token_is_refused(tmp_path: Path) -> None:
         Encoder.from_pretrained(folder, show_progress=False)
 
 
-def test_plain_encoder_says_once_that_it_is_zero_shot(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_plain_encoder_says_it_is_zero_shot(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One line per load, at INFO (the CLI shows library notices with -v)."""
     folder = tmp_path / "plain"
     folder.mkdir()
     for file in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         shutil.copy(FAMILIES / "bert" / file, folder / file)
-    with caplog.at_level(logging.WARNING, logger="colbert_retriever.model.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="colbert_retriever.model.checkpoint"):
         assert load_checkpoint(folder).format == "transformers"
-        load_checkpoint(folder)
     said = [r for r in caplog.records if "zero-shot" in r.getMessage()]
     assert len(said) == 1

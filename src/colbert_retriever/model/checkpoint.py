@@ -27,7 +27,6 @@ import logging
 import pickle  # only for its error type: weights are read with weights_only=True
 import string
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -153,9 +152,8 @@ def load_checkpoint(model: str | Path) -> Checkpoint:
     return Checkpoint(name=name, path=path, format=fmt, config=config, projection=projection)
 
 
-@cache
 def _report_zero_shot(path: str) -> None:
-    logger.warning(
+    logger.info(
         "%s is a plain encoder, not a ColBERT checkpoint: using its token states without a "
         "projection (zero-shot late interaction)",
         path,

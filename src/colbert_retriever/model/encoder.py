@@ -22,7 +22,6 @@ import hashlib
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +34,13 @@ from colbert_retriever.devices import resolve_device
 from colbert_retriever.errors import CheckpointError, ConfigError, IndexCorruptError
 from colbert_retriever.model.checkpoint import Checkpoint, ProjectionLayer, activation_module, load_checkpoint
 from colbert_retriever.model.fingerprint import ModelFingerprint
+from colbert_retriever.model.layout import Prepared, TokenizedBatch, special_ids
 from colbert_retriever.model.precision import encoding_precision
 from colbert_retriever.model.transformer import load_tokenizer, load_transformer
 from colbert_retriever.validation import check_texts
 
 logger = logging.getLogger(__name__)
 _OFFSETS = {"return_offsets_mapping": True, "return_attention_mask": False, "verbose": False}
-
-
-@dataclass(frozen=True)
-class TokenizedBatch:
-    """Token ids of a batch, padded to one length.
-
-    Attributes:
-        input_ids: (n_texts, length) int64 ids fed to the encoder.
-        attention_mask: (n_texts, length) int64, 1 where the encoder attends.
-        keep: (n_texts, length) bool, True where the token's vector is returned.
-    """
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    keep: torch.Tensor
 
 
 class Encoder:
@@ -83,7 +68,7 @@ class Encoder:
         self._tokenizer_lock = threading.Lock()
         self._reported_cut = False  # a query longer than query_maxlen is logged once
         self.precision = encoding_precision(config.precision, self.device)  # what "auto" resolved to here
-        self._ids = _special_ids(tokenizer, config, checkpoint.format)
+        self._ids = special_ids(tokenizer, config, checkpoint.format)
         last = checkpoint.projection[-1].weight.shape[0] if checkpoint.projection else transformer.config.hidden_size
         if config.truncate_dim is not None and config.truncate_dim > last:
             msg = f"truncate_dim={config.truncate_dim} is larger than the model's {last} dimensions"
@@ -208,7 +193,7 @@ class Encoder:
 
     def piece_spans(self, text: str) -> np.ndarray:
         """(n_pieces, 2) character spans of `text`'s word pieces, uncut, no special tokens."""
-        prepared = _Prepared.of(text, "", self.config)
+        prepared = Prepared.of(text, "", self.config)
         spans = self._with_offsets(prepared.text, add_special_tokens=False)["offset_mapping"]
         return prepared.spans(spans)
 
@@ -216,7 +201,7 @@ class Encoder:
         """The tokens `encode_documents([text])` returns vectors for, in order: their texts
         and (n, 2) character spans in `text` (special and prompt tokens: an empty span at 0)."""
         marker, skip = self._ids.doc_marker, set(self._ids.skiplist.tolist())
-        prepared = _Prepared.of(text, self.config.doc_prompt, self.config)
+        prepared = Prepared.of(text, self.config.doc_prompt, self.config)
         budget = self.config.doc_maxlen - (marker is not None)
         encoded = self._with_offsets(prepared.text, truncation=True, max_length=budget)
         ids, spans = list(encoded["input_ids"]), [tuple(span) for span in prepared.spans(encoded["offset_mapping"])]
@@ -244,7 +229,7 @@ class Encoder:
         marker = self._ids.query_marker if is_query else self._ids.doc_marker
         maxlen = cfg.query_maxlen if is_query else cfg.doc_maxlen
         prompt = cfg.query_prompt if is_query else cfg.doc_prompt
-        texts = [_Prepared.of(text, prompt, cfg).text for text in texts]
+        texts = [Prepared.of(text, prompt, cfg).text for text in texts]
         with self._tokenizer_lock:
             ids = self._tokenizer(
                 texts,
@@ -354,109 +339,3 @@ class Dense(torch.nn.Module):
         if not self.use_residual:
             return projected
         return projected + (states if self.residual is None else self.residual(states))
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A text as the tokenizer sees it (prompt, strip, lowercase applied), and where each
-    of its characters came from in the original text (-1: the prompt)."""
-
-    text: str
-    origin: np.ndarray  # (len(text),) int64
-
-    @classmethod
-    def of(cls, text: str, prompt: str, config: EncoderConfig) -> _Prepared:
-        if not (prompt or config.strip or config.lowercase):
-            return cls(text, np.arange(len(text), dtype=np.int64))
-        full = prompt + text
-        origin = np.arange(-len(prompt), len(text), dtype=np.int64)
-        origin[: len(prompt)] = -1
-        if config.strip:
-            start = len(full) - len(full.lstrip())
-            stop = len(full.rstrip())
-            full, origin = full[start:stop], origin[start:stop]
-        if config.lowercase:
-            lowered = full.lower()
-            if len(lowered) != len(full):  # a few characters lowercase to several
-                widths = [len(char.lower()) for char in full]
-                origin = np.repeat(origin, widths)[: len(lowered)]
-                origin = np.pad(origin, (0, len(lowered) - len(origin)), mode="edge")
-            full = lowered
-        return cls(full, origin)
-
-    def spans(self, offsets: Sequence[Sequence[int]]) -> np.ndarray:
-        """(n, 2) spans in the original text of tokens at `offsets` in `self.text`; a token
-        that is all prompt (or special) gets the empty span (0, 0)."""
-        spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-        if self.origin.size == len(self.text) and np.array_equal(self.origin, np.arange(len(self.text))):
-            return spans
-        out = np.zeros_like(spans)
-        for row, (start, stop) in enumerate(spans.tolist()):
-            inside = self.origin[start:stop]
-            inside = inside[inside >= 0]
-            if inside.size:
-                out[row] = (inside[0], inside[-1] + 1)
-        return out
-
-
-@dataclass(frozen=True)
-class _SpecialIds:
-    """Token ids the layout needs: markers, the query expansion token, padding, skiplist,
-    and how many tokens the layout adds around a document's own pieces."""
-
-    query_marker: int | None
-    doc_marker: int | None
-    expansion: int | None
-    pad: int
-    skiplist: torch.Tensor
-    n_special: int  # tokens the tokenizer adds around a text ([CLS] and [SEP])
-    doc_prompt: int  # pieces of the document prompt
-
-
-def _special_ids(tokenizer: Any, config: EncoderConfig, fmt: str) -> _SpecialIds:
-    """Ids of the markers, the expansion token, padding and skiplist tokens, checked to exist.
-
-    Queries are expanded with [MASK]; PyLate falls back to the end-of-sequence token where
-    the tokenizer has no mask token (decoders). The skiplist is resolved as the checkpoint's
-    reference does: PyLate looks each word up as a token (an unknown word is the unknown
-    token), colbert-ai skips the first piece each word is tokenised to.
-    """
-    vocab = tokenizer.get_vocab()
-
-    def token_id(token: str, what: str) -> int:
-        for candidate in (token, token.strip()):
-            if candidate in vocab:
-                return int(vocab[candidate])
-        msg = (
-            f"the tokenizer has no {what} token {token!r} (PyLate would add it with an untrained "
-            "embedding; a trained checkpoint saves it in its tokenizer)"
-        )
-        raise CheckpointError(msg)
-
-    expansion = tokenizer.mask_token_id
-    if expansion is None and fmt == "pylate":
-        expansion = tokenizer.eos_token_id
-    if config.query_expansion and expansion is None:
-        needs = "a mask or end-of-sequence token" if fmt == "pylate" else "a [MASK] token"
-        msg = f"query expansion needs {needs} but the tokenizer has none"
-        raise CheckpointError(msg)
-    skip = set()
-    for word in config.skiplist:
-        if fmt == "pylate":
-            found = vocab.get(word, tokenizer.unk_token_id)
-            skip.update([] if found is None else [int(found)])
-        elif fmt == "stanford" or word not in vocab:
-            skip.update(tokenizer.encode(word, add_special_tokens=False)[:1])
-        else:
-            skip.add(int(vocab[word]))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    prompt = config.doc_prompt.lower() if config.lowercase else config.doc_prompt
-    return _SpecialIds(
-        query_marker=None if config.query_marker is None else token_id(config.query_marker, "query marker"),
-        doc_marker=None if config.doc_marker is None else token_id(config.doc_marker, "document marker"),
-        expansion=expansion,
-        pad=pad,
-        skiplist=torch.tensor(sorted(skip), dtype=torch.int64),
-        n_special=int(tokenizer.num_special_tokens_to_add(pair=False)),
-        doc_prompt=len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0,
-    )

@@ -207,29 +207,33 @@ def bert_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def load_transformer(folder: Path, *, trust_remote_code: bool = False) -> Any:
     """The encoder in `folder` with its weights: `Bert` for plain BERT, transformers'
-    `AutoModel` otherwise; every weight but the pooler's must be in the files."""
+    `AutoModel` otherwise (and for a BERT whose weights `Bert` does not find under the names
+    it knows); every weight but the pooler's must be in the files."""
     plain = None if trust_remote_code else _load_bert(folder)
-    if plain is not None:
-        model, missing = plain
-    else:
-        from transformers import AutoModel
+    if plain is not None and not _counted(plain[1]):
+        return plain[0].float().eval()
+    from transformers import AutoModel
 
-        try:
-            with quiet_transformers():
-                model, info = AutoModel.from_pretrained(
-                    str(folder), output_loading_info=True, trust_remote_code=trust_remote_code
-                )
-        except (OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
-            msg = f"cannot load the transformer in {folder}: {str(exc).splitlines()[0]}"
-            raise CheckpointError(msg) from exc
-        missing = info["missing_keys"]
-    missing = sorted(name for name in missing if not name.startswith("pooler."))
+    try:
+        with quiet_transformers():
+            model, info = AutoModel.from_pretrained(
+                str(folder), output_loading_info=True, trust_remote_code=trust_remote_code
+            )
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+        msg = f"cannot load the transformer in {folder}: {str(exc).splitlines()[0]}"
+        raise CheckpointError(msg) from exc
+    missing = _counted(info["missing_keys"])
     if missing:
         msg = f"{folder}: weights are missing for {missing[:5]}{'...' if len(missing) > 5 else ''}"
         if not trust_remote_code and "auto_map" in _config(folder):
             msg += "; the checkpoint ships its own model code (auto_map): pass trust_remote_code=True if you trust it"
         raise CheckpointError(msg)
     return model.float().eval()
+
+
+def _counted(missing: list[str]) -> list[str]:
+    """Missing weights that matter: all but the pooler's (unused by ColBERT)."""
+    return sorted(name for name in missing if not name.startswith("pooler."))
 
 
 def _config(folder: Path) -> dict[str, Any]:
