@@ -103,6 +103,8 @@ def main() -> None:
         pad_token_id=tokenizer.pad_token_id,
         cls_token_id=tokenizer.cls_token_id,
         sep_token_id=tokenizer.sep_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
     )
     with tempfile.TemporaryDirectory() as scratch:
         bert_folder = Path(scratch) / "bert"

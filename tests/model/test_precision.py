@@ -89,3 +89,21 @@ def test_gpu_encoding_and_exact_search_match_the_cpu(checkpoints, tmp_path: Path
     on_gpu = Index.open(tmp_path / "i", search_config=SearchConfig(device="cuda")).search(queries, k=3)[0]
     assert [h.doc_id for h in on_gpu] == [h.doc_id for h in on_cpu]
     np.testing.assert_allclose([h.score for h in on_gpu], [h.score for h in on_cpu], atol=2e-3)
+
+
+def test_int8_quantises_every_linear_layer_once_and_keeps_the_vector_space(checkpoints) -> None:
+    exact = Encoder.from_pretrained(checkpoints["stanford"], precision="float32", show_progress=False)
+    int8 = Encoder.from_pretrained(checkpoints["stanford"], precision="int8", show_progress=False)
+    kinds = {type(m).__module__ for m in int8._model.modules() if type(m).__name__ == "Linear"}
+    assert kinds == {"torch.ao.nn.quantized.dynamic.modules.linear"}  # every linear layer, projection included
+    assert not any(isinstance(m, torch.nn.Linear) for m in int8._model.modules())
+    texts = ["the cat sat on the mat", "late interaction keeps one vector per token, and search is exact"]
+    for a, b in zip(exact.encode_documents(texts), int8.encode_documents(texts), strict=True):
+        assert a.shape == b.shape
+        assert not np.array_equal(a, b)  # computed in int8 ...
+        assert float(np.mean(np.sum(a * b, axis=1))) > 0.9  # ... close to the float32 vectors
+    # the same model: an index built in one precision is searched with queries in the other
+    assert int8.fingerprint.digest == exact.fingerprint.digest
+    assert (int8.fingerprint.precision, exact.fingerprint.precision) == ("int8", "float32")
+    with pytest.raises(ConfigError, match="CPU only"):
+        precision.encoding_precision("int8", torch.device("cuda"))

@@ -204,10 +204,10 @@ def _model_options(sub: argparse.ArgumentParser, *, required: bool) -> None:
     sub.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
     sub.add_argument(
         "--precision",
-        choices=["auto", "float32", "bfloat16"],
+        choices=["auto", "float32", "bfloat16", "int8"],
         default="auto",
         help="auto (default): bfloat16 where the CPU has bf16 units (~3x faster, tiny quality cost), "
-        "else float32; float32 reproduces colbert-ai and PyLate exactly",
+        "else float32; float32 reproduces colbert-ai and PyLate exactly; int8: CPU only, linear layers in int8",
     )
     sub.add_argument(
         "--device",

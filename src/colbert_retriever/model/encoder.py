@@ -35,7 +35,7 @@ from colbert_retriever.errors import CheckpointError, ConfigError, IndexCorruptE
 from colbert_retriever.model.checkpoint import Checkpoint, ProjectionLayer, activation_module, load_checkpoint
 from colbert_retriever.model.fingerprint import ModelFingerprint
 from colbert_retriever.model.layout import Prepared, TokenizedBatch, special_ids
-from colbert_retriever.model.precision import encoding_precision
+from colbert_retriever.model.precision import encoding_precision, quantize
 from colbert_retriever.model.transformer import load_tokenizer, load_transformer
 from colbert_retriever.validation import check_texts
 
@@ -68,6 +68,7 @@ class Encoder:
         self._tokenizer_lock = threading.Lock()
         self._reported_cut = False  # a query longer than query_maxlen is logged once
         self.precision = encoding_precision(config.precision, self.device)  # what "auto" resolved to here
+        self._model = torch.nn.ModuleDict({"transformer": self._transformer, "projection": self._projection})
         self._ids = special_ids(tokenizer, config, checkpoint.format)
         last = checkpoint.projection[-1].weight.shape[0] if checkpoint.projection else transformer.config.hidden_size
         if config.truncate_dim is not None and config.truncate_dim > last:
@@ -75,6 +76,9 @@ class Encoder:
             raise ConfigError(msg)
         self.dim = int(config.truncate_dim or last)
         self._fingerprint: ModelFingerprint | None = None
+        if self.precision == "int8":  # quantised once, here, after the fingerprint read the float weights
+            _ = self.fingerprint
+            quantize(self._model)
 
     @classmethod
     def from_pretrained(
@@ -169,6 +173,7 @@ class Encoder:
                 dim=self.dim,
                 digest=digest.hexdigest()[:32],
                 layout=self.config.layout(),
+                precision=self.precision,
             )
         return self._fingerprint
 
@@ -308,7 +313,8 @@ class Encoder:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with torch.inference_mode(), autocast:
             ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
-            vectors = self._projection(self._transformer(input_ids=ids, attention_mask=mask)[0])
+            states = self._model["transformer"](input_ids=ids, attention_mask=mask)[0]
+            vectors = self._model["projection"](states)
         vectors = torch.nn.functional.normalize(vectors[..., : self.dim].float(), p=2, dim=-1)
         return vectors.cpu().numpy()
 

@@ -14,8 +14,10 @@ from colbert_retriever.errors import DimensionMismatchError, ModelMismatchError
 class ModelFingerprint:
     """What an index records about the encoder that filled it.
 
-    Two encoders with equal `digest` produce the same vectors for the same text: it covers
-    the token layout and a sample of every weight tensor.
+    Two encoders with equal `digest` produce the same vectors for the same text (up to
+    `precision`): it covers the token layout and a sample of every float weight tensor.
+    `precision` is what the encoder computed in ("int8": the quantised model of these
+    weights); queries in another precision still search the same vector space.
     """
 
     name: str
@@ -23,6 +25,7 @@ class ModelFingerprint:
     dim: int
     digest: str
     layout: dict[str, object]
+    precision: str = "float32"
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
