@@ -34,7 +34,23 @@ def texts(n: int) -> list[str]:
         with SHARED.open(encoding="utf-8") as f:
             rows = [json.loads(line) for _, line in zip(range(n), f, strict=False)]
         return [f"{row.get('title', '')} {row['text']}".strip() for row in rows]
-    words = "late interaction keeps one vector per token and scores each query token against the document".split()
+    words = [
+        "late",
+        "interaction",
+        "keeps",
+        "one",
+        "vector",
+        "per",
+        "token",
+        "and",
+        "scores",
+        "each",
+        "query",
+        "token",
+        "against",
+        "the",
+        "document",
+    ]
     return [" ".join(words[(i + j) % len(words)] for j in range(40 + 7 * (i % 30))) for i in range(n)]
 
 
@@ -121,7 +137,7 @@ def main() -> None:
             seconds = min(timed(model.eval(), work, args.bf16) for _ in range(2))
             results[name] = seconds
         base = results["BERT (this package's module)"]
-        print(f"\n| backbone | parameters | docs/s | tokens/s | time vs our BERT |\n|---|---|---|---|---|")
+        print("\n| backbone | parameters | docs/s | tokens/s | time vs our BERT |\n|---|---|---|---|---|")
         for name, seconds in results.items():
             print(
                 f"| {name} | {params[name] / 1e6:.1f} M | {args.docs / seconds:.1f} | {n_tokens / seconds:,.0f} "
