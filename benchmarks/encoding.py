@@ -2,15 +2,18 @@
 latency of one query end to end (tokenise, encode, search).
 
     python benchmarks/encoding.py [--collections scifact medline nfcorpus_preprocessed]
-        [--precisions float32 bfloat16 int8] [--model FOLDER] [--latency-queries 200]
+        [--precisions float32 bfloat16 int8 onnx-float32 onnx-int8] [--model FOLDER]
+        [--latency-queries 200]
 
-The model is the peers' parity checkpoint (all-MiniLM-L6-v2 + a 128-d projection, assembled
+Variants: torch's float32, bfloat16 and int8 (dynamic quantisation), and ONNX Runtime's
+float32 and int8 ("onnx-float32", "onnx-int8"; the onnx extra, skipped without it). The
+model is the peers' parity checkpoint (all-MiniLM-L6-v2 + a 128-d projection, assembled
 from ../shared/fixtures/colbert-parity) unless --model names another. Each (collection,
-precision) runs in its own process: it builds an exact index of the collection with documents
+variant) runs in its own process: it builds an exact index of the collection with documents
 cut as colbert-ai cuts them (no passages, no full-text index), timing the build (almost all
 encoding), then answers the test queries (k=100) for nDCG@10; its peak RSS is the memory
 figure. The latency part builds one PLAID index of the first collection in float32 and times
-single queries, one at a time, at k=10 and k=100 with queries encoded in each precision.
+single queries, one at a time, at k=10 and k=100 with queries encoded in each variant.
 bfloat16 is skipped where the CPU has no bfloat16 units (emulated, 5x slower). Prints its
 figures; asserts nothing.
 """
@@ -18,6 +21,7 @@ figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -53,6 +57,13 @@ def judged_queries(name: str) -> tuple[list[str], list[str], dict[str, dict[str,
     return [qids[i] for i in kept], [texts[i] for i in kept], qrels
 
 
+def variant(name: str) -> dict[str, str]:
+    """Encoder settings of a variant: a precision, or "onnx-" and a precision for ONNX Runtime."""
+    if name.startswith("onnx-"):
+        return {"runtime": "onnxruntime", "precision": name.removeprefix("onnx-")}
+    return {"precision": name}
+
+
 def one_run(model: str, name: str, precision: str, work: Path) -> dict[str, object]:
     """Build, search and measure one collection in one precision (in a process of its own)."""
     from colbert_retriever import ColBERT
@@ -61,7 +72,7 @@ def one_run(model: str, name: str, precision: str, work: Path) -> dict[str, obje
     corpus, _, _ = collection_files(name)
     documents = list(read_corpus(corpus))
     qids, texts, qrels = judged_queries(name)
-    settings = {"precision": precision, "show_progress": False}
+    settings = {**variant(precision), "show_progress": False}
     folder = work / f"{name}-{precision}"
     shutil.rmtree(folder, ignore_errors=True)
     start = time.perf_counter()
@@ -75,7 +86,7 @@ def one_run(model: str, name: str, precision: str, work: Path) -> dict[str, obje
     return {
         "collection": name,
         "precision": precision,
-        "resolved": retriever.encoder.precision,
+        "resolved": retriever.encoder.fingerprint.precision,
         "documents": len(documents),
         "load_s": load,
         "build_s": build,
@@ -108,7 +119,7 @@ def latency(model: str, name: str, precisions: list[str], work: Path, n_queries:
     texts = texts[:n_queries]
     rows = []
     for precision in precisions:
-        retriever = ColBERT.open(folder, precision=precision, show_progress=False)
+        retriever = ColBERT.open(folder, **variant(precision), show_progress=False)
         with closing(retriever):
             retriever.search(texts[0], k=10)  # warm-up
             for k in (10, 100):
@@ -137,7 +148,12 @@ def parity_checkpoint(work: Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collections", nargs="+", default=["scifact", "medline", "nfcorpus_preprocessed"])
-    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16", "int8"])
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["float32", "bfloat16", "int8", "onnx-float32", "onnx-int8"],
+        help="onnx-*: ONNX Runtime (the onnx extra), skipped without it",
+    )
     parser.add_argument("--model", help="checkpoint folder (default: the parity checkpoint from ../shared)")
     parser.add_argument("--latency-queries", type=int, default=200, help="0: no latency part")
     parser.add_argument("--work", type=Path, help="keep indexes here (default: a temporary folder)")
@@ -151,6 +167,8 @@ def main() -> int:
         return 0
 
     precisions = [p for p in args.precisions if p != "bfloat16" or native_bfloat16()]
+    if importlib.util.find_spec("onnxruntime") is None:
+        precisions = [p for p in precisions if not p.startswith("onnx-")]
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, bfloat16 units: {native_bfloat16()}, ")
     print(
         f"  {torch.get_num_threads()} threads, {os.cpu_count()} cores; precision 'auto' is {encoding_precision('auto')}"

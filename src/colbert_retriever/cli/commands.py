@@ -246,6 +246,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "batch_size": args.batch_size,
         "precision": args.precision,
+        "runtime": args.runtime,
         "device": args.device,
         "show_progress": not args.quiet,
         "trust_remote_code": args.trust_remote_code,

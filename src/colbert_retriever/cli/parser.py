@@ -210,6 +210,13 @@ def _model_options(sub: argparse.ArgumentParser, *, required: bool) -> None:
         "else float32; float32 reproduces colbert-ai and PyLate exactly; int8: CPU only, linear layers in int8",
     )
     sub.add_argument(
+        "--runtime",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="torch (default), or onnxruntime (the onnx extra): the model exported to ONNX at start, "
+        "~1.5x faster on a CPU for the same float32 vectors",
+    )
+    sub.add_argument(
         "--device",
         default="auto",
         help="where the model runs: auto (default: a CUDA GPU if there is one), cpu, cuda or cuda:N",

@@ -35,6 +35,7 @@ from colbert_retriever.errors import CheckpointError, ConfigError, IndexCorruptE
 from colbert_retriever.model.checkpoint import Checkpoint, ProjectionLayer, activation_module, load_checkpoint
 from colbert_retriever.model.fingerprint import ModelFingerprint
 from colbert_retriever.model.layout import Prepared, TokenizedBatch, special_ids
+from colbert_retriever.model.onnx import OnnxModel
 from colbert_retriever.model.precision import encoding_precision, quantize
 from colbert_retriever.model.transformer import load_tokenizer, load_transformer
 from colbert_retriever.validation import check_texts
@@ -67,7 +68,7 @@ class Encoder:
         # Fast tokenizers raise "Already borrowed" when two threads change truncation at once.
         self._tokenizer_lock = threading.Lock()
         self._reported_cut = False  # a query longer than query_maxlen is logged once
-        self.precision = encoding_precision(config.precision, self.device)  # what "auto" resolved to here
+        self.precision = encoding_precision(config.precision, self.device, config.runtime)  # what "auto" resolved to
         self._model = torch.nn.ModuleDict({"transformer": self._transformer, "projection": self._projection})
         self._ids = special_ids(tokenizer, config, checkpoint.format)
         last = checkpoint.projection[-1].weight.shape[0] if checkpoint.projection else transformer.config.hidden_size
@@ -76,7 +77,10 @@ class Encoder:
             raise ConfigError(msg)
         self.dim = int(config.truncate_dim or last)
         self._fingerprint: ModelFingerprint | None = None
-        if self.precision == "int8":  # quantised once, here, after the fingerprint read the float weights
+        self._onnx: OnnxModel | None = None
+        if config.runtime == "onnxruntime":  # exported once, here, from the float32 weights
+            self._onnx = OnnxModel(self._model, int8=self.precision == "int8", threads=torch.get_num_threads())
+        elif self.precision == "int8":  # quantised once, here, after the fingerprint read the float weights
             _ = self.fingerprint
             quantize(self._model)
 
@@ -173,7 +177,7 @@ class Encoder:
                 dim=self.dim,
                 digest=digest.hexdigest()[:32],
                 layout=self.config.layout(),
-                precision=self.precision,
+                precision=self.precision if self.config.runtime == "torch" else f"onnxruntime {self.precision}",
             )
         return self._fingerprint
 
@@ -313,8 +317,11 @@ class Encoder:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with torch.inference_mode(), autocast:
             ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
-            states = self._model["transformer"](input_ids=ids, attention_mask=mask)[0]
-            vectors = self._model["projection"](states)
+            if self._onnx is not None:
+                vectors = self._onnx(ids, mask)
+            else:
+                states = self._model["transformer"](input_ids=ids, attention_mask=mask)[0]
+                vectors = self._model["projection"](states)
         vectors = torch.nn.functional.normalize(vectors[..., : self.dim].float(), p=2, dim=-1)
         return vectors.cpu().numpy()
 

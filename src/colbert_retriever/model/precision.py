@@ -26,15 +26,21 @@ def native_bfloat16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def encoding_precision(setting: Precision = "auto", device: torch.device | None = None) -> Resolved:
+def encoding_precision(
+    setting: Precision = "auto", device: torch.device | None = None, runtime: str = "torch"
+) -> Resolved:
     """bfloat16 autocast where the CPU has bfloat16 units or the GPU supports it ("auto"),
     float32 elsewhere (and always with "float32", which reproduces colbert-ai and PyLate exactly);
-    "int8" on a CPU only."""
-    if setting == "int8" and device is not None and device.type != "cpu":
-        msg = f"precision 'int8' (dynamic quantisation) runs on a CPU only, not on {device}; use 'auto' or 'bfloat16'"
+    "int8" on a CPU only. With ONNX Runtime, "auto" is float32."""
+    on_cpu = device is None or device.type == "cpu"
+    if (setting == "int8" or runtime == "onnxruntime") and not on_cpu:
+        what = "runtime 'onnxruntime'" if runtime == "onnxruntime" else "precision 'int8' (dynamic quantisation)"
+        msg = f"{what} runs on a CPU only, not on {device}; use 'auto' or 'bfloat16'"
         raise ConfigError(msg)
     if setting != "auto":
         return setting
+    if runtime == "onnxruntime":
+        return "float32"
     if device is not None and device.type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     return "bfloat16" if native_bfloat16() else "float32"

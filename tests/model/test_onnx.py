@@ -1,0 +1,59 @@
+"""The ONNX Runtime path (the `onnx` extra): exported from the loaded checkpoint, it gives
+the reference's vectors in float32 for every family, and refuses what it cannot export."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from colbert_retriever import CheckpointError, ConfigError, Encoder
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+FAMILIES = Path(__file__).resolve().parents[1] / "fixtures" / "families"
+TEXTS = json.loads((FAMILIES / "texts.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", ["bert", "modernbert", "xlmr", "stanford-bin"])
+def test_float32_reproduces_the_reference(name: str) -> None:
+    encoder = Encoder.from_pretrained(FAMILIES / name, precision="auto", runtime="onnxruntime", show_progress=False)
+    assert encoder.precision == "float32"  # what auto means with ONNX Runtime
+    expected = np.load(FAMILIES / name / "expected.npz", allow_pickle=False)
+    queries = encoder.encode_queries(TEXTS["queries"])
+    np.testing.assert_allclose(np.stack(queries), expected["query_embeddings"], atol=1e-5)
+    documents = np.concatenate(encoder.encode_documents(TEXTS["documents"]))
+    np.testing.assert_allclose(documents, expected["document_embeddings"], atol=1e-5)
+    torch_encoder = Encoder.from_pretrained(FAMILIES / name, precision="float32", show_progress=False)
+    assert encoder.fingerprint.digest == torch_encoder.fingerprint.digest  # the same vector space
+    assert encoder.fingerprint.precision == "onnxruntime float32"
+
+
+def test_int8_stays_close() -> None:
+    exact = Encoder.from_pretrained(FAMILIES / "bert", precision="float32", show_progress=False)
+    int8 = Encoder.from_pretrained(FAMILIES / "bert", precision="int8", runtime="onnxruntime", show_progress=False)
+    for a, b in zip(exact.encode_documents(TEXTS["documents"]), int8.encode_documents(TEXTS["documents"]), strict=True):
+        assert a.shape == b.shape
+        assert not np.array_equal(a, b)
+        assert float(np.mean(np.sum(a * b, axis=1))) > 0.9
+
+
+def test_what_cannot_run_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="bfloat16"):
+        Encoder.from_pretrained(FAMILIES / "bert", precision="bfloat16", runtime="onnxruntime")
+
+    def fails(*args: object, **kwargs: object) -> None:
+        msg = "unsupported operator aten::something"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(torch.onnx, "export", fails)
+    with pytest.raises(CheckpointError, match=r"cannot export Bert .*aten::something"):
+        Encoder.from_pretrained(FAMILIES / "bert", runtime="onnxruntime", show_progress=False)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ConfigError, match=r"colbert-retriever\[onnx\]"):
+        Encoder.from_pretrained(FAMILIES / "bert", runtime="onnxruntime", show_progress=False)
