@@ -63,8 +63,8 @@ class EncoderConfig:
             (CPU only) computes every linear layer in int8, ~1.5-2x faster than float32
             for a small quality cost (benchmarks/encoding.py).
         runtime: "torch" (default), or "onnxruntime" (the `onnx` extra): the model exported
-            to ONNX when the encoder is built, ~1.5x faster on a CPU for the same float32
-            vectors; with precision "float32" (what "auto" means there) or "int8".
+            to ONNX when the encoder is built, ~1.4x faster on a CPU for the same float32
+            vectors, ~2.3x in int8 (what "auto" means there); precision "float32" or "int8".
         show_progress: Show a tqdm bar while encoding more than one batch.
         n_threads: If set, `torch.set_num_threads(n_threads)` when the encoder is built.
         device: Where the model runs: "auto" (default: a CUDA GPU if torch sees one, else

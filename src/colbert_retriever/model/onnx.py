@@ -9,6 +9,7 @@ takes about a second for a MiniLM-sized model, once per encoder.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -48,13 +49,19 @@ class OnnxModel:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.log_severity_level = 3  # errors only
+            # no busy-waiting between runs: the search that follows a query's encoding needs the cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = onnxruntime.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
             _check(model, self)
             if int8:
                 from onnxruntime.quantization import QuantType, quantize_dynamic
 
                 quantized = Path(scratch) / "model.int8.onnx"
-                quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
+                logging.disable(logging.WARNING)  # its advice to pre-process, on the root logger
+                try:
+                    quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
+                finally:
+                    logging.disable(logging.NOTSET)
                 self._session = onnxruntime.InferenceSession(
                     quantized.read_bytes(), options, providers=["CPUExecutionProvider"]
                 )
