@@ -66,7 +66,8 @@ def test_search_explain_marks_the_matched_words(built: Path, capsys: pytest.Capt
     explanation = line["explanation"]
     assert len(explanation) == 8  # one per query token (query_maxlen 8, [MASK] expansion included)
     assert set(explanation[0]) == {"query_token", "doc_token", "start", "end", "similarity"}
-    assert sum(e["similarity"] for e in explanation) == pytest.approx(line["passage_score"], rel=1e-5)
+    # the search may score in float16 (scoring_dtype "auto", decided by timing), the explanation in float32
+    assert sum(e["similarity"] for e in explanation) == pytest.approx(line["passage_score"], rel=1e-4)
     for e in explanation:  # offsets into the passage's text
         assert 0 <= e["start"] <= e["end"] <= len(line["text"])
     assert main(["search", "--index", str(built), "-k", "1", "--explain", "-q", query]) == 0
