@@ -103,19 +103,16 @@ def main() -> None:
         f"batch {args.batch_size}, hidden {args.hidden}, {args.layers} layers, {'bf16' if args.bf16 else 'float32'}"
     )
     torch.manual_seed(0)
-    bert_config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=args.hidden,
-        num_hidden_layers=args.layers,
-        num_attention_heads=heads,
-        intermediate_size=ffn,
-    )
+    shape = {
+        "vocab_size": tokenizer.vocab_size,
+        "hidden_size": args.hidden,
+        "num_hidden_layers": args.layers,
+        "num_attention_heads": heads,
+        "intermediate_size": ffn,
+    }
+    bert_config = BertConfig(**shape)
     modern_config = ModernBertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=args.hidden,
-        num_hidden_layers=args.layers,
-        num_attention_heads=heads,
-        intermediate_size=ffn,
+        **shape,
         pad_token_id=tokenizer.pad_token_id,
         cls_token_id=tokenizer.cls_token_id,
         sep_token_id=tokenizer.sep_token_id,
