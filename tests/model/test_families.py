@@ -111,7 +111,7 @@ def test_each_declared_setting_is_what_the_reference_applied(encoders: dict[str,
 
 
 def test_residual_dense_is_applied(encoders: dict[str, Encoder]) -> None:
-    dense = encoders["modernbert"]._projection[0]
+    dense = encoders["modernbert"]._model.projection[0]
     assert dense.use_residual
     assert dense.residual is not None
     states = torch.randn(3, dense.linear.in_features)
@@ -217,7 +217,7 @@ def test_every_torch_activation_loads(tmp_path: Path) -> None:
     folder = _copy("modernbert", tmp_path)
     _edit_json(folder / "1_Dense" / "config.json", activation_function="torch.nn.modules.activation.SiLU")
     encoder = Encoder.from_pretrained(folder, show_progress=False)
-    assert isinstance(encoder._projection[0].activation, torch.nn.SiLU)
+    assert isinstance(encoder._model.projection[0].activation, torch.nn.SiLU)
 
 
 def test_missing_dense_parts_are_named(tmp_path: Path) -> None:

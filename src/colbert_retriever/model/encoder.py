@@ -32,11 +32,12 @@ from tqdm.auto import tqdm
 from colbert_retriever.config import EncoderConfig
 from colbert_retriever.devices import resolve_device
 from colbert_retriever.errors import CheckpointError, ConfigError, IndexCorruptError
-from colbert_retriever.model.checkpoint import Checkpoint, ProjectionLayer, activation_module, load_checkpoint
+from colbert_retriever.model.checkpoint import Checkpoint, load_checkpoint
 from colbert_retriever.model.fingerprint import ModelFingerprint
 from colbert_retriever.model.layout import Prepared, TokenizedBatch, special_ids
 from colbert_retriever.model.onnx import OnnxModel
 from colbert_retriever.model.precision import encoding_precision, quantize
+from colbert_retriever.model.projection import Dense, TokenVectors
 from colbert_retriever.model.transformer import load_tokenizer, load_transformer
 from colbert_retriever.validation import check_texts
 
@@ -61,15 +62,13 @@ class Encoder:
         self.checkpoint = checkpoint
         self.config = config
         self.device = resolve_device(config.device)
-        self._transformer = transformer.eval().to(self.device)
-        layers = (Dense(layer) for layer in checkpoint.projection)
-        self._projection = torch.nn.Sequential(*layers).eval().to(self.device)
+        projection = torch.nn.Sequential(*(Dense(layer) for layer in checkpoint.projection))
+        self._model = TokenVectors(transformer, projection).eval().to(self.device)
         self._tokenizer = tokenizer
         # Fast tokenizers raise "Already borrowed" when two threads change truncation at once.
         self._tokenizer_lock = threading.Lock()
         self._reported_cut = False  # a query longer than query_maxlen is logged once
         self.precision = encoding_precision(config.precision, self.device, config.runtime)  # what "auto" resolved to
-        self._model = torch.nn.ModuleDict({"transformer": self._transformer, "projection": self._projection})
         self._ids = special_ids(tokenizer, config, checkpoint.format)
         last = checkpoint.projection[-1].weight.shape[0] if checkpoint.projection else transformer.config.hidden_size
         if config.truncate_dim is not None and config.truncate_dim > last:
@@ -163,7 +162,7 @@ class Encoder:
         """Identity of the model and token layout, compared when an index is opened."""
         if self._fingerprint is None:
             digest = hashlib.sha256(repr(sorted(self.config.layout().items())).encode())
-            modules = (self._transformer, self._projection)
+            modules = (self._model.transformer, self._model.projection)
             for module in modules:
                 for name, tensor in sorted(module.state_dict().items()):
                     if name.startswith("pooler."):  # unused by ColBERT, often randomly initialised
@@ -317,38 +316,6 @@ class Encoder:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with torch.inference_mode(), autocast:
             ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
-            if self._onnx is not None:
-                vectors = self._onnx(ids, mask)
-            else:
-                states = self._model["transformer"](input_ids=ids, attention_mask=mask)[0]
-                vectors = self._model["projection"](states)
+            vectors = (self._onnx or self._model)(ids, mask)
         vectors = torch.nn.functional.normalize(vectors[..., : self.dim].float(), p=2, dim=-1)
         return vectors.cpu().numpy()
-
-
-class Dense(torch.nn.Module):
-    """PyLate's Dense layer: act(linear(x)), plus x (through `residual` where the widths
-    differ) when the layer uses a residual. Parameter names are PyLate's."""
-
-    def __init__(self, layer: ProjectionLayer) -> None:
-        super().__init__()
-        out_features, in_features = layer.weight.shape
-        self.linear = torch.nn.Linear(in_features, out_features, bias=layer.bias is not None)
-        self.activation = activation_module(layer.activation)
-        self.use_residual = layer.use_residual
-        self.residual = None
-        if layer.use_residual and out_features != in_features:
-            assert layer.residual is not None, "checked when the checkpoint was read"
-            self.residual = torch.nn.Linear(in_features, out_features, bias=False)
-        with torch.no_grad():
-            self.linear.weight.copy_(layer.weight)
-            if layer.bias is not None:
-                self.linear.bias.copy_(layer.bias)
-            if self.residual is not None and layer.residual is not None:
-                self.residual.weight.copy_(layer.residual)
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        projected = self.activation(self.linear(states))
-        if not self.use_residual:
-            return projected
-        return projected + (states if self.residual is None else self.residual(states))

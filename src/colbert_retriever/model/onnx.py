@@ -19,24 +19,13 @@ import numpy as np
 import torch
 
 from colbert_retriever.errors import CheckpointError, ConfigError
-
-
-class _Forward(torch.nn.Module):
-    """(input_ids, attention_mask) -> projected token states: what the session computes."""
-
-    def __init__(self, model: torch.nn.ModuleDict) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        states = self.model["transformer"](input_ids=input_ids, attention_mask=attention_mask)[0]
-        return self.model["projection"](states)
+from colbert_retriever.model.projection import TokenVectors
 
 
 class OnnxModel:
-    """An ONNX Runtime session of `model` (the encoder's transformer and projection)."""
+    """An ONNX Runtime session of `model`, called as the torch module would be."""
 
-    def __init__(self, model: torch.nn.ModuleDict, *, int8: bool, threads: int) -> None:
+    def __init__(self, model: TokenVectors, *, int8: bool, threads: int) -> None:
         try:
             import onnxruntime
         except ImportError as exc:
@@ -80,30 +69,30 @@ def _sample(length: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def _check(model: torch.nn.ModuleDict, session: OnnxModel) -> None:
+def _check(model: TokenVectors, session: OnnxModel) -> None:
     """Refuse an export that does not reproduce the torch model (another length than traced)."""
     ids, mask = _sample(13)
     with torch.inference_mode():
-        want = _Forward(model)(ids, mask)
+        want = model(ids, mask)
     got = session(ids, mask)
     keep = mask.bool()
     if got.shape != want.shape or not torch.allclose(got[keep], want[keep], atol=1e-4, rtol=1e-4):
-        name = type(model["transformer"]).__name__
+        name = type(model.transformer).__name__
         msg = f"the ONNX export of {name} does not reproduce its torch outputs; use runtime='torch'"
         raise CheckpointError(msg)
 
 
-def _export(model: torch.nn.ModuleDict, path: Path) -> None:
+def _export(model: TokenVectors, path: Path) -> None:
     """Trace `model` to ONNX with batch and length left free; a backbone the exporter cannot
     trace is refused by name."""
     sample = _sample(8)
     dynamic = {0: "batch", 1: "length"}
-    name = type(model["transformer"]).__name__
+    name = type(model.transformer).__name__
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's notes on tracing and deprecations
             torch.onnx.export(
-                _Forward(model).eval(),
+                model,
                 sample,
                 str(path),
                 input_names=["input_ids", "attention_mask"],
