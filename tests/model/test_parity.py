@@ -4,6 +4,7 @@ edge-case texts, recorded in ../shared/fixtures/colbert-parity (see its README).
 from __future__ import annotations
 
 import json
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,28 @@ def test_encoder_reproduces_reference_outputs(parity: tuple[Path, Path], fmt: st
     vectors = encoder.encode_documents(texts["documents"])
     np.testing.assert_array_equal(np.cumsum([0] + [len(v) for v in vectors]), expected["document_offsets"])
     np.testing.assert_allclose(np.concatenate(vectors), expected["document_embeddings"], atol=1e-5)
+
+
+# What the first releases recorded for the parity checkpoint (commit 239eb8a, in both formats):
+# an index they built must still open, with the encoder read from the same folder.
+RECORDED = {
+    "dim": 128,
+    "digest": "34d98026cfe7600db6a9fc5d72e318dd",
+    "layout": {
+        "query_maxlen": 32,
+        "doc_maxlen": 256,
+        "query_marker": "[unused0]",
+        "doc_marker": "[unused1]",
+        "query_expansion": True,
+        "attend_to_expansion": False,
+        "skiplist": list(string.punctuation),
+    },
+}
+
+
+@pytest.mark.parametrize("fmt", ["stanford", "pylate"])
+def test_indexes_built_by_earlier_releases_still_open(parity: tuple[Path, Path], fmt: str) -> None:
+    _, folders = parity
+    recorded = {**RECORDED, "name": str(folders / fmt)}
+    encoder = Encoder.for_index(recorded, "an index of 239eb8a", show_progress=False)  # raises on a mismatch
+    assert encoder.fingerprint.digest == RECORDED["digest"]

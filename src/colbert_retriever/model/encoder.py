@@ -167,6 +167,8 @@ class Encoder:
                 for name, tensor in sorted(module.state_dict().items()):
                     if name.startswith("pooler."):  # unused by ColBERT, often randomly initialised
                         continue
+                    if module is self._model.projection:  # the names indexes were fingerprinted with:
+                        name = name.replace(".linear.", ".0.")  # a Dense was Sequential(linear, act)
                     digest.update(name.encode() + repr(tuple(tensor.shape)).encode())
                     sample = tensor.detach().flatten()[:1024].float().contiguous()
                     digest.update(sample.numpy().tobytes())
