@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/vs_colbert_ai.py --index IDX --collection ../shared/data/scifact
            --colbert-python PEERS/venv-colbert/bin/python --colbert-index PEERS/colbert-ai-work/experiments
-           [--colbert-name scifact.nbits2] [--rounds 2]
+           [--colbert-name scifact.nbits2] [--rounds 2] [--ours "--runtime onnxruntime ..."]
 
 Each round times, by wall clock around a fresh process, (1) `colbert-retriever search --index
 IDX --queries Q -k 100 --json --mode late` and (2) colbert-ai 0.2.x opening the index that
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--colbert-index", required=True, help="colbert-ai's experiments root")
     parser.add_argument("--colbert-name", default="scifact.nbits2")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--ours", default="", help="more options for our search, e.g. '--runtime onnxruntime'")
     args = parser.parse_args()
 
     qrels = read_qrels(args.collection / "qrels" / "test.tsv")
@@ -82,7 +84,7 @@ def main() -> None:
         queries = Path(tmp) / "queries.jsonl"
         queries.write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in tests), encoding="utf-8")
         ours = ["colbert-retriever", "search", "--index", str(args.index), "--queries", str(queries)]
-        ours += ["-k", "100", "--json", "--mode", "late", "-q"]
+        ours += ["-k", "100", "--json", "--mode", "late", "-q", *shlex.split(args.ours)]
         theirs = [args.colbert_python, "-c", COLBERT_AI, str(args.collection), args.colbert_index]
         theirs += [args.colbert_name, str(queries)]
         for round_no in range(1, args.rounds + 1):

@@ -84,7 +84,8 @@ def _write_tokenizer(folder: Path) -> None:
 
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
-    BertTokenizerFast(str(vocab), do_lower_case=True)  # vocab_file (v4) or vocab (v5).save_pretrained(folder)
+    tokenizer = BertTokenizerFast(str(vocab), do_lower_case=True)  # vocab_file (v4) or vocab (v5)
+    tokenizer.save_pretrained(folder)
 
 
 def _tiny_bert(seed: int = 0):

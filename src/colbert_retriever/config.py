@@ -65,6 +65,9 @@ class EncoderConfig:
         runtime: "torch" (default), or "onnxruntime" (the `onnx` extra): the model exported
             to ONNX when the encoder is built, ~1.4x faster on a CPU for the same float32
             vectors, ~2.3x in int8 (what "auto" means there); precision "float32" or "int8".
+        onnx_cache: With runtime "onnxruntime", a folder where the exported model is kept
+            (one file per model, precision and library versions) so that later processes
+            skip the export (a few seconds); None (default) keeps nothing on disk.
         show_progress: Show a tqdm bar while encoding more than one batch.
         n_threads: If set, `torch.set_num_threads(n_threads)` when the encoder is built.
         device: Where the model runs: "auto" (default: a CUDA GPU if torch sees one, else
@@ -87,6 +90,7 @@ class EncoderConfig:
     batch_size: int = 32
     precision: Precision = "auto"
     runtime: Runtime = "torch"
+    onnx_cache: str | None = None
     show_progress: bool = True
     n_threads: int | None = None
     device: str = "auto"
@@ -117,6 +121,9 @@ class EncoderConfig:
         if self.runtime == "onnxruntime" and self.precision == "bfloat16":
             msg = "runtime 'onnxruntime' computes in float32 or int8, not bfloat16"
             raise ConfigError(msg)
+        if self.onnx_cache is not None and self.runtime != "onnxruntime":
+            msg = "onnx_cache keeps ONNX exports: it needs runtime='onnxruntime'"
+            raise ConfigError(msg)
         object.__setattr__(self, "skiplist", tuple(self.skiplist))
 
     def layout(self) -> dict[str, object]:
@@ -124,7 +131,7 @@ class EncoderConfig:
 
         Fields added since the first release are left out while they hold their default,
         so an index built before them keeps its fingerprint."""
-        runtime = {"batch_size", "precision", "runtime", "show_progress", "n_threads", "device"}
+        runtime = {"batch_size", "precision", "runtime", "onnx_cache", "show_progress", "n_threads", "device"}
         later = {"query_prompt": "", "doc_prompt": "", "lowercase": False, "strip": False, "truncate_dim": None}
         return {k: v for k, v in asdict(self).items() if k not in runtime and not (k in later and later[k] == v)}
 

@@ -6,6 +6,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from colbert_retriever import CheckpointError, ConfigError, Encoder
 
@@ -24,7 +25,7 @@ def _reference(folder, input_ids, attention_mask, linear):
 
 
 def test_query_layout_has_marker_and_mask_expansion(encoder: Encoder) -> None:
-    tok = encoder._tokenizer
+    tok = AutoTokenizer.from_pretrained(encoder.checkpoint.path)  # transformers, as the reference
     batch = encoder.tokenize(QUERIES, is_query=True)
     ids, mask = batch.input_ids, batch.attention_mask
     assert ids.shape == (3, 8)
@@ -41,7 +42,7 @@ def test_query_layout_has_marker_and_mask_expansion(encoder: Encoder) -> None:
 
 
 def test_document_layout_truncates_then_drops_punctuation(encoder: Encoder) -> None:
-    tok = encoder._tokenizer
+    tok = AutoTokenizer.from_pretrained(encoder.checkpoint.path)  # transformers, as the reference
     batch = encoder.tokenize(DOCS, is_query=False)
     punct = {tok.convert_tokens_to_ids(p) for p in ".,:!"}
     for row in range(len(DOCS)):

@@ -121,8 +121,8 @@ def test_residual_dense_is_applied(encoders: dict[str, Encoder]) -> None:
 
 def test_decoders_expand_queries_with_the_end_of_sequence_token(encoders: dict[str, Encoder]) -> None:
     """PyLate's fallback where the tokenizer has no mask token (LFM2-ColBERT)."""
-    assert encoders["lfm2"]._tokenizer.mask_token_id is None
-    assert encoders["lfm2"]._ids.expansion == encoders["lfm2"]._tokenizer.eos_token_id
+    assert encoders["lfm2"]._tokenizer.mask_id is None
+    assert encoders["lfm2"]._ids.expansion == encoders["lfm2"]._tokenizer.eos_id
 
 
 @pytest.mark.parametrize("name", ["bert", "stanford-bin"])
@@ -184,7 +184,7 @@ def test_passages_leave_room_for_the_document_prompt(encoders: dict[str, Encoder
     passage = long[: pieces[encoder.passage_pieces - 1, 1]]
     ids = encoder.tokenize([passage], is_query=False).input_ids[0].tolist()
     assert len(ids) <= encoder.config.doc_maxlen
-    whole = encoder._tokenizer(passage, add_special_tokens=False)["input_ids"]
+    whole = encoder._tokenizer.ids([passage], special=False)[0]
     assert ids[-1 - len(whole[-3:]) : -1] == whole[-3:]  # its last pieces were not cut
 
 

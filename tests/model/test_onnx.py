@@ -57,3 +57,36 @@ def test_what_cannot_run_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ConfigError, match=r"colbert-retriever\[onnx\]"):
         Encoder.from_pretrained(FAMILIES / "bert", runtime="onnxruntime", show_progress=False)
+
+
+def test_an_export_is_kept_only_where_a_cache_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cache = tmp_path / "onnx"
+    first = Encoder.from_pretrained(
+        FAMILIES / "bert", runtime="onnxruntime", onnx_cache=str(cache), show_progress=False
+    )
+    (kept,) = cache.iterdir()
+    expected = first.encode_queries(TEXTS["queries"])
+
+    def fails(*args: object, **kwargs: object) -> None:
+        msg = "exported although the cache holds the model"
+        raise AssertionError(msg)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.onnx, "export", fails)
+        again = Encoder.from_pretrained(
+            FAMILIES / "bert", runtime="onnxruntime", onnx_cache=str(cache), show_progress=False
+        )
+    np.testing.assert_array_equal(np.stack(again.encode_queries(TEXTS["queries"])), np.stack(expected))
+    Encoder.from_pretrained(FAMILIES / "xlmr", runtime="onnxruntime", onnx_cache=str(cache), show_progress=False)
+    Encoder.from_pretrained(FAMILIES / "bert", runtime="onnxruntime", precision="float32", onnx_cache=str(cache))
+    assert len(list(cache.iterdir())) == 3  # one file per model and precision
+
+    kept.write_bytes(b"not a model")  # damaged: exported again and replaced
+    mended = Encoder.from_pretrained(
+        FAMILIES / "bert", runtime="onnxruntime", onnx_cache=str(cache), show_progress=False
+    )
+    np.testing.assert_array_equal(np.stack(mended.encode_queries(TEXTS["queries"])), np.stack(expected))
+    assert kept.stat().st_size > 1000
+
+    with pytest.raises(ConfigError, match=r"onnx_cache .*needs runtime='onnxruntime'"):
+        Encoder.from_pretrained(FAMILIES / "bert", onnx_cache=str(cache))

@@ -214,7 +214,12 @@ def _model_options(sub: argparse.ArgumentParser, *, required: bool) -> None:
         choices=["torch", "onnxruntime"],
         default="torch",
         help="torch (default), or onnxruntime (the onnx extra): the model exported to ONNX at start, "
-        "~1.5x faster on a CPU for the same float32 vectors",
+        "~1.5x faster on a CPU for the same float32 vectors, ~2.3x in int8 (its auto precision)",
+    )
+    sub.add_argument(
+        "--onnx-cache",
+        metavar="DIR",
+        help="with --runtime onnxruntime: keep the exported model in DIR so that later runs skip the export",
     )
     sub.add_argument(
         "--device",

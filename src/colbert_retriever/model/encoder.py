@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,11 @@ from colbert_retriever.model.layout import Prepared, TokenizedBatch, special_ids
 from colbert_retriever.model.onnx import OnnxModel
 from colbert_retriever.model.precision import encoding_precision, quantize
 from colbert_retriever.model.projection import Dense, TokenVectors
-from colbert_retriever.model.transformer import load_tokenizer, load_transformer
+from colbert_retriever.model.tokenizer import Tokenizer, load_tokenizer
+from colbert_retriever.model.transformer import load_transformer
 from colbert_retriever.validation import check_texts
 
 logger = logging.getLogger(__name__)
-_OFFSETS = {"return_offsets_mapping": True, "return_attention_mask": False, "verbose": False}
 
 
 class Encoder:
@@ -56,7 +55,7 @@ class Encoder:
         self,
         checkpoint: Checkpoint,
         transformer: Any,
-        tokenizer: Any,
+        tokenizer: Tokenizer,
         config: EncoderConfig,
     ) -> None:
         self.checkpoint = checkpoint
@@ -65,8 +64,6 @@ class Encoder:
         projection = torch.nn.Sequential(*(Dense(layer) for layer in checkpoint.projection))
         self._model = TokenVectors(transformer, projection).eval().to(self.device)
         self._tokenizer = tokenizer
-        # Fast tokenizers raise "Already borrowed" when two threads change truncation at once.
-        self._tokenizer_lock = threading.Lock()
         self._reported_cut = False  # a query longer than query_maxlen is logged once
         self.precision = encoding_precision(config.precision, self.device, config.runtime)  # what "auto" resolved to
         self._ids = special_ids(tokenizer, config, checkpoint.format)
@@ -78,7 +75,9 @@ class Encoder:
         self._fingerprint: ModelFingerprint | None = None
         self._onnx: OnnxModel | None = None
         if config.runtime == "onnxruntime":  # exported once, here, from the float32 weights
-            self._onnx = OnnxModel(self._model, int8=self.precision == "int8", threads=torch.get_num_threads())
+            cache = None if config.onnx_cache is None else Path(config.onnx_cache)
+            threads, int8 = torch.get_num_threads(), self.precision == "int8"
+            self._onnx = OnnxModel(self._model, int8=int8, threads=threads, cache=cache, digest=self.fingerprint.digest)
         elif self.precision == "int8":  # quantised once, here, after the fingerprint read the float weights
             _ = self.fingerprint
             quantize(self._model)
@@ -204,8 +203,7 @@ class Encoder:
     def piece_spans(self, text: str) -> np.ndarray:
         """(n_pieces, 2) character spans of `text`'s word pieces, uncut, no special tokens."""
         prepared = Prepared.of(text, "", self.config)
-        spans = self._with_offsets(prepared.text, add_special_tokens=False)["offset_mapping"]
-        return prepared.spans(spans)
+        return prepared.spans(self._tokenizer.encode([prepared.text], special=False)[0].offsets)
 
     def document_tokens(self, text: str) -> tuple[list[str], np.ndarray]:
         """The tokens `encode_documents([text])` returns vectors for, in order: their texts
@@ -213,26 +211,18 @@ class Encoder:
         marker, skip = self._ids.doc_marker, set(self._ids.skiplist.tolist())
         prepared = Prepared.of(text, self.config.doc_prompt, self.config)
         budget = self.config.doc_maxlen - (marker is not None)
-        encoded = self._with_offsets(prepared.text, truncation=True, max_length=budget)
-        ids, spans = list(encoded["input_ids"]), [tuple(span) for span in prepared.spans(encoded["offset_mapping"])]
+        encoded = self._tokenizer.encode([prepared.text], max_length=budget)[0]
+        ids, spans = list(encoded.ids), [tuple(span) for span in prepared.spans(encoded.offsets)]
         if marker is not None:
             ids, spans = [*ids[:1], marker, *ids[1:]], [*spans[:1], (0, 0), *spans[1:]]
         kept = [i for i, token_id in enumerate(ids) if token_id not in skip]
-        tokens = self._tokenizer.convert_ids_to_tokens([ids[i] for i in kept])
-        return list(tokens), np.array([spans[i] for i in kept], dtype=np.int64).reshape(-1, 2)
-
-    def _with_offsets(self, text: str, **settings: Any) -> Any:
-        """Tokenise `text` with each token's character span (which only fast tokenizers give)."""
-        if not getattr(self._tokenizer, "is_fast", False):
-            msg = "adding documents and highlights need a fast tokenizer (character offsets); this checkpoint's is slow"
-            raise CheckpointError(msg)
-        with self._tokenizer_lock:
-            return self._tokenizer(text, **settings, **_OFFSETS)
+        tokens = self._tokenizer.tokens([ids[i] for i in kept])
+        return tokens, np.array([spans[i] for i in kept], dtype=np.int64).reshape(-1, 2)
 
     def query_tokens(self, query: str) -> list[str]:
         """The tokens `encode_queries([query])` returns vectors for, expansion included."""
         batch = self.tokenize([query], is_query=True)
-        return list(self._tokenizer.convert_ids_to_tokens(batch.input_ids[0][batch.keep[0]].tolist()))
+        return self._tokenizer.tokens(batch.input_ids[0][batch.keep[0]].tolist())
 
     def _token_ids(self, texts: list[str], *, is_query: bool) -> list[list[int]]:
         cfg = self.config
@@ -240,15 +230,7 @@ class Encoder:
         maxlen = cfg.query_maxlen if is_query else cfg.doc_maxlen
         prompt = cfg.query_prompt if is_query else cfg.doc_prompt
         texts = [Prepared.of(text, prompt, cfg).text for text in texts]
-        with self._tokenizer_lock:
-            ids = self._tokenizer(
-                texts,
-                add_special_tokens=True,
-                truncation=True,
-                max_length=maxlen - (marker is not None),
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )["input_ids"]
+        ids = self._tokenizer.ids(texts, max_length=maxlen - (marker is not None))
         if is_query and not self._reported_cut:
             self._report_cut_query(texts, maxlen - (marker is not None))
         if marker is not None:
@@ -257,8 +239,7 @@ class Encoder:
 
     def _report_cut_query(self, texts: list[str], max_length: int) -> None:
         """Log (once per encoder, at INFO) that a query was longer than `query_maxlen`."""
-        with self._tokenizer_lock:
-            lengths = [len(seq) for seq in self._tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        lengths = [len(seq) for seq in self._tokenizer.ids(texts)]
         cut = next((i for i, n in enumerate(lengths) if n > max_length), None)
         if cut is not None:
             self._reported_cut = True

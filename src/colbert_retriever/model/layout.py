@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from colbert_retriever.config import EncoderConfig
 from colbert_retriever.errors import CheckpointError
+from colbert_retriever.model.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class SpecialIds:
     doc_prompt: int  # pieces of the document prompt
 
 
-def special_ids(tokenizer: Any, config: EncoderConfig, fmt: str) -> SpecialIds:
+def special_ids(tokenizer: Tokenizer, config: EncoderConfig, fmt: str) -> SpecialIds:
     """Ids of the markers, the expansion token, padding and skiplist tokens, checked to exist.
 
     Queries are expanded with [MASK]; PyLate falls back to the end-of-sequence token where
@@ -97,7 +97,7 @@ def special_ids(tokenizer: Any, config: EncoderConfig, fmt: str) -> SpecialIds:
     reference does: PyLate looks each word up as a token (an unknown word is the unknown
     token), colbert-ai skips the first piece each word is tokenised to.
     """
-    vocab = tokenizer.get_vocab()
+    vocab = tokenizer.vocab
 
     def token_id(token: str, what: str) -> int:
         for candidate in (token, token.strip()):
@@ -109,9 +109,9 @@ def special_ids(tokenizer: Any, config: EncoderConfig, fmt: str) -> SpecialIds:
         )
         raise CheckpointError(msg)
 
-    expansion = tokenizer.mask_token_id
+    expansion = tokenizer.mask_id
     if expansion is None and fmt == "pylate":
-        expansion = tokenizer.eos_token_id
+        expansion = tokenizer.eos_id
     if config.query_expansion and expansion is None:
         needs = "a mask or end-of-sequence token" if fmt == "pylate" else "a [MASK] token"
         msg = f"query expansion needs {needs} but the tokenizer has none"
@@ -119,13 +119,13 @@ def special_ids(tokenizer: Any, config: EncoderConfig, fmt: str) -> SpecialIds:
     skip = set()
     for word in config.skiplist:
         if fmt == "pylate":
-            found = vocab.get(word, tokenizer.unk_token_id)
+            found = vocab.get(word, tokenizer.unk_id)
             skip.update([] if found is None else [int(found)])
         elif fmt == "stanford" or word not in vocab:
-            skip.update(tokenizer.encode(word, add_special_tokens=False)[:1])
+            skip.update(tokenizer.ids([word], special=False)[0][:1])
         else:
             skip.add(int(vocab[word]))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     prompt = config.doc_prompt.lower() if config.lowercase else config.doc_prompt
     return SpecialIds(
         query_marker=None if config.query_marker is None else token_id(config.query_marker, "query marker"),
@@ -133,6 +133,6 @@ def special_ids(tokenizer: Any, config: EncoderConfig, fmt: str) -> SpecialIds:
         expansion=expansion,
         pad=pad,
         skiplist=torch.tensor(sorted(skip), dtype=torch.int64),
-        n_special=int(tokenizer.num_special_tokens_to_add(pair=False)),
-        doc_prompt=len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0,
+        n_special=tokenizer.n_special,
+        doc_prompt=len(tokenizer.ids([prompt], special=False)[0]) if prompt else 0,
     )

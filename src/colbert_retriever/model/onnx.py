@@ -3,12 +3,14 @@ loaded checkpoint, into a temporary folder that is gone once the session holds t
 
 ONNX Runtime fuses attention and layer norms into kernels of its own: on a 2-core CPU it
 encodes the same float32 vectors ~1.5x faster than torch, and its dynamic int8 (weights per
-output channel) faster still (benchmarks/encoding.py). Nothing is cached on disk: the export
-takes about a second for a MiniLM-sized model, once per encoder.
+output channel) faster still (benchmarks/encoding.py). Exporting and quantising take a few
+seconds, once per encoder; only where the user names a cache folder is the exported model
+kept there, one file per model, precision and library versions, for later processes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 import warnings
@@ -18,29 +20,49 @@ from typing import Any
 import numpy as np
 import torch
 
+from colbert_retriever._version import __version__
+from colbert_retriever.atomic import write_bytes
 from colbert_retriever.errors import CheckpointError, ConfigError
 from colbert_retriever.model.projection import TokenVectors
+
+logger = logging.getLogger(__name__)
 
 
 class OnnxModel:
     """An ONNX Runtime session of `model`, called as the torch module would be."""
 
-    def __init__(self, model: TokenVectors, *, int8: bool, threads: int) -> None:
+    def __init__(
+        self, model: TokenVectors, *, int8: bool, threads: int, cache: Path | None = None, digest: str = ""
+    ) -> None:
+        """Export `model` (float32 weights), or load the export `cache` keeps for the model
+        whose fingerprint digest is `digest`."""
         try:
             import onnxruntime
         except ImportError as exc:
             msg = "runtime 'onnxruntime' needs the onnx extra: pip install 'colbert-retriever[onnx]'"
             raise ConfigError(msg) from exc
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        # no busy-waiting between runs: the search that follows a query's encoding needs the cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+        def session(data: bytes) -> Any:
+            return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+        versions = f"{digest} {int8} {__version__} {torch.__version__} {onnxruntime.__version__}"
+        cached = cache / f"{hashlib.sha256(versions.encode()).hexdigest()[:24]}.onnx" if cache else None
+        if cached is not None and cached.is_file():
+            try:
+                self._session = session(cached.read_bytes())
+                return
+            except Exception as exc:  # onnxruntime's own error types; the export below replaces the file
+                logger.warning("%s is unreadable (%s); exporting the model again", cached, exc)
         with tempfile.TemporaryDirectory(prefix="colbert-onnx-") as scratch:
             path = Path(scratch) / "model.onnx"
             _export(model, path)
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3  # errors only
-            # no busy-waiting between runs: the search that follows a query's encoding needs the cores
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = onnxruntime.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
+            self._session = session(path.read_bytes())
             _check(model, self)
             if int8:
                 from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -51,9 +73,11 @@ class OnnxModel:
                     quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
                 finally:
                     logging.disable(logging.NOTSET)
-                self._session = onnxruntime.InferenceSession(
-                    quantized.read_bytes(), options, providers=["CPUExecutionProvider"]
-                )
+                path = quantized
+                self._session = session(path.read_bytes())
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes(cached, path.read_bytes())
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}

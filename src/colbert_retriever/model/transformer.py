@@ -1,4 +1,4 @@
-"""The transformer under a checkpoint, and its tokenizer.
+"""The transformer under a checkpoint.
 
 Plain BERT (most ColBERT checkpoints: colbertv2.0, MiniLM, answerai-colbert-small) runs
 in the small torch module below: transformers' `BertModel` computes the same thing
@@ -242,27 +242,6 @@ def _config(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return config if isinstance(config, dict) else {}
-
-
-def load_tokenizer(folder: Path, *, trust_remote_code: bool = False) -> Any:
-    """transformers' tokenizer of the checkpoint in `folder`."""
-    from transformers import AutoTokenizer
-
-    try:
-        with quiet_transformers():
-            try:
-                return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
-            except ValueError as exc:
-                # transformers 5 names its tokenizer class TokenizersBackend, which 4.x lacks;
-                # the tokenizer.json beside it is all a fast tokenizer needs
-                if "TokenizersBackend" not in str(exc) or not (folder / "tokenizer.json").is_file():
-                    raise
-                from transformers import PreTrainedTokenizerFast
-
-                return PreTrainedTokenizerFast.from_pretrained(str(folder))
-    except (OSError, ValueError, KeyError) as exc:
-        msg = f"cannot load the tokenizer in {folder}: {str(exc).splitlines()[0]}"
-        raise CheckpointError(msg) from exc
 
 
 @contextmanager
