@@ -3,7 +3,7 @@ latency of one query end to end (tokenise, encode, search).
 
     python benchmarks/encoding.py [--collections scifact medline nfcorpus_preprocessed]
         [--precisions float32 bfloat16 int8 onnx-float32 onnx-int8] [--model FOLDER]
-        [--latency-queries 200]
+        [--latency-queries 200] [--latency-only]
 
 Variants: torch's float32, bfloat16 and int8 (dynamic quantisation), and ONNX Runtime's
 float32 and int8 ("onnx-float32", "onnx-int8"; the onnx extra, skipped without it). The
@@ -156,6 +156,7 @@ def main() -> int:
     )
     parser.add_argument("--model", help="checkpoint folder (default: the parity checkpoint from ../shared)")
     parser.add_argument("--latency-queries", type=int, default=200, help="0: no latency part")
+    parser.add_argument("--latency-only", action="store_true", help="skip the documents/s and nDCG@10 part")
     parser.add_argument("--work", type=Path, help="keep indexes here (default: a temporary folder)")
     parser.add_argument("--one", nargs=2, metavar=("COLLECTION", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -178,14 +179,15 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         model = args.model or parity_checkpoint(work)
         rows = []
-        for name in args.collections:
+        for name in [] if args.latency_only else args.collections:
             for precision in precisions:
                 command = [sys.executable, __file__, "--one", name, precision, "--model", model, "--work", str(work)]
                 done = subprocess.run(command, capture_output=True, text=True, check=True)
                 rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
                 print(json.dumps(rows[-1]), flush=True)
-        print("\n| collection | precision | docs/s | x float32 | nDCG@10 | vs float32 | peak RSS MB |")
-        print("|---|---|---|---|---|---|---|")
+        if rows:
+            print("\n| collection | precision | docs/s | x float32 | nDCG@10 | vs float32 | peak RSS MB |")
+            print("|---|---|---|---|---|---|---|")
         for row in rows:
             base = next(r for r in rows if r["collection"] == row["collection"] and r["precision"] == "float32")
             print(
