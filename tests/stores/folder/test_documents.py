@@ -43,13 +43,17 @@ def test_one_row_segment(tmp_path: Path) -> None:
     assert DocumentTable(tmp_path, 1).map().read([0]) == [row]
 
 
-@pytest.mark.parametrize("damage", ["flip", "cut"])
+@pytest.mark.parametrize("damage", ["flip", "flip-body", "flip-checksum", "cut"])
 def test_a_damaged_line_is_named(tmp_path: Path, damage: str) -> None:
     write_documents(tmp_path, rows(10))
     offsets = np.load(tmp_path / "document_offsets.npy")
     data = bytearray((tmp_path / LINES).read_bytes())
     if damage == "flip":  # the size is unchanged: only a checksum or reading the row tells
         data[int(offsets[3]) + 5] ^= 0xFF
+    elif damage == "flip-body":
+        data[(int(offsets[3]) + int(offsets[4])) // 2] ^= 0x01
+    elif damage == "flip-checksum":
+        data[int(offsets[4]) - 1] ^= 0x01
     else:  # row 3 loses its last bytes to row 4, whose offsets stay
         data[int(offsets[4]) - 4 : int(offsets[4])] = bytes(4)
     (tmp_path / LINES).write_bytes(bytes(data))
