@@ -88,5 +88,10 @@ def test_an_export_is_kept_only_where_a_cache_is_named(monkeypatch: pytest.Monke
     np.testing.assert_array_equal(np.stack(mended.encode_queries(TEXTS["queries"])), np.stack(expected))
     assert kept.stat().st_size > 1000
 
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # a cache "folder" that cannot be made: the encoder still works
+    Encoder.from_pretrained(FAMILIES / "bert", runtime="onnxruntime", onnx_cache=str(blocked / "x"))
+    assert blocked.read_text() == ""
+
     with pytest.raises(ConfigError, match=r"onnx_cache .*needs runtime='onnxruntime'"):
         Encoder.from_pretrained(FAMILIES / "bert", onnx_cache=str(cache))

@@ -76,8 +76,11 @@ class OnnxModel:
                 path = quantized
                 self._session = session(path.read_bytes())
             if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                write_bytes(cached, path.read_bytes())
+                try:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    write_bytes(cached, path.read_bytes())
+                except OSError as exc:  # the cache only saves time: the encoder works without it
+                    logger.warning("cannot keep the ONNX export in %s (%s)", cached.parent, exc)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
