@@ -62,7 +62,7 @@ class Tokenizer:
         if config["tokenizer_class"] in _BERT and not _bert_settings_agree(backend, config):
             return None
         tokens = {**config, **(_json(folder / "special_tokens_map.json") or {})}
-        declared = [_content(token) for token in [*config.get("added_tokens_decoder", {}).values()]]
+        declared = [_content(token) for token in config.get("added_tokens_decoder", {}).values()]
         special: dict[str, int | None] = {}
         for name in _SPECIAL:
             content = _content(tokens.get(name))
