@@ -247,7 +247,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "precision": args.precision,
         "runtime": args.runtime,
-        **({"onnx_cache": args.onnx_cache} if args.onnx_cache else {}),
+        "onnx_cache": args.onnx_cache,
         "device": args.device,
         "show_progress": not args.quiet,
         "trust_remote_code": args.trust_remote_code,
